@@ -1,0 +1,44 @@
+"""Between the composed Hydra config and the objects it describes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from seqlab.errors import SettingError
+from seqlab.metrics import metric_mode
+
+# `mode: ${metric_mode:${optimized_metric}}` in YAML: the direction follows the metric's name
+OmegaConf.register_new_resolver("metric_mode", metric_mode, replace=True)
+
+# config sections a run's hyper-parameters are read from (TensorBoard HPARAMS, hparams.yaml)
+HPARAM_SECTIONS = ("data", "model", "trainer", "seed", "task_name", "tags", "optimized_metric")
+
+
+def instantiate_setting(node: DictConfig, key: str, **runtime: Any) -> Any:
+    """``instantiate(node)``, where a bad setting is reported by its full key (``model.cell``).
+
+    ``runtime`` holds facts known only at the call site (the data's vocabulary, say).
+    """
+    try:
+        return instantiate(node, _convert_="all", **runtime)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, SettingError):
+            raise err.__cause__.within(key) from None
+        raise
+
+
+def run_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The run's settings as a nested dict of plain values, without ``_target_`` noise."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, DictConfig | ListConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k != "_target_"}
+        return value
+
+    return {key: plain(cfg[key]) for key in HPARAM_SECTIONS if key in cfg}

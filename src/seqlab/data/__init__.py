@@ -1,0 +1,20 @@
+"""DataModules: each reads and checks its data, and tells the model its task and vocabulary."""
+
+from seqlab.data.base import CLASSIFY, NEXT_TOKEN, TASKS, Batch, Sample, SeqDataModule
+from seqlab.data.labelled import LabelledTextDataModule
+from seqlab.data.text import TextDataModule
+from seqlab.data.vocab import PAD, UNK, Vocab
+
+__all__ = [
+    "CLASSIFY",
+    "NEXT_TOKEN",
+    "PAD",
+    "TASKS",
+    "UNK",
+    "Batch",
+    "LabelledTextDataModule",
+    "Sample",
+    "SeqDataModule",
+    "TextDataModule",
+    "Vocab",
+]

@@ -1,0 +1,34 @@
+"""The one error a user sees for a setting that cannot work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+class SettingError(ValueError):
+    """A constructor argument with a value that cannot work.
+
+    Constructors raise it with the argument's own name; the code that built the object from a
+    config group adds the group (``cell`` becomes ``model.cell``), so the line a user reads names
+    the exact key to change.
+    """
+
+    def __init__(self, name: str, value: Any, expected: str) -> None:
+        self.name, self.value, self.expected = name, value, expected
+        super().__init__(f"{name}={value!r} is invalid: {expected}")
+
+    def within(self, group: str) -> SettingError:
+        """The same error, named by its full config key."""
+        return SettingError(f"{group}.{self.name}", self.value, self.expected)
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise SettingError(name, value, f"expected one of {', '.join(choices)}")
+
+
+def check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise SettingError(name, value, "expected a number > 0")

@@ -1,0 +1,55 @@
+"""Turning a trained network's scores into what a user reads: strings and labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from seqlab.data.vocab import Vocab
+from seqlab.models import RecurrentNet
+
+
+@dataclass(frozen=True)
+class Prediction:
+    text: str  # the input
+    predicted: str  # the predicted string, or the predicted class name
+    target: str  # what the data says it should be
+    probability: float | None = None  # of the predicted class (classification only)
+
+    @property
+    def correct(self) -> bool:
+        return self.predicted == self.target
+
+
+def _device(net: torch.nn.Module) -> torch.device:
+    return next(net.parameters()).device
+
+
+@torch.no_grad()
+def predict_next(net: RecurrentNet, vocab: Vocab, text: str, window: int | None = None) -> str:
+    """The most likely next character after every prefix of ``text`` (``len(text)`` characters).
+
+    A model trained on windows of ``window`` characters reads a longer text the way it was
+    trained: the first window in full, then each later window's last step (the lesson's way).
+    """
+    ids = vocab.encode(text).long().to(_device(net))
+    windows = ids[None] if window is None or len(ids) <= window else ids.unfold(0, window, 1)
+    best = net(windows)[0].argmax(-1)  # (N, W)
+    return vocab.decode(torch.cat([best[0], best[1:, -1]]))
+
+
+@torch.no_grad()
+def classify(
+    net: RecurrentNet, vocab: Vocab, class_names: Sequence[str], texts: Sequence[str]
+) -> list[tuple[str, float]]:
+    """The predicted class name and its probability for each text, in one padded batch."""
+    sequences = [vocab.encode(text).long() for text in texts]
+    lengths = torch.tensor([len(s) for s in sequences])
+    pad = vocab.pad_index if vocab.pad_index is not None else 0
+    inputs = pad_sequence(sequences, batch_first=True, padding_value=pad).to(_device(net))
+    probabilities = net(inputs, lengths)[0].softmax(-1)  # (B, C)
+    best, index = probabilities.max(-1)
+    return [(class_names[i], p) for i, p in zip(index.tolist(), best.tolist(), strict=True)]

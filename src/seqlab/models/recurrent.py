@@ -1,0 +1,134 @@
+"""One recurrent network for every cell: encoder -> RNN / LSTM / GRU -> optional linear head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqlab.errors import SettingError, check_choice, check_positive
+
+CELLS = ("rnn", "lstm", "gru")
+NONLINEARITIES = ("tanh", "relu")
+ENCODINGS = ("onehot", "embedding")
+HEADS = ("fc", "none")
+
+# nn.RNN and nn.GRU carry h; nn.LSTM carries (h, c). Code outside this file passes it through.
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+class RecurrentNet(nn.Module):
+    """Tokens -> scores, for next-token prediction (many-to-many) or classification (many-to-one).
+
+    ``encoding`` turns ids into vectors (one-hot, as the lessons do, or a learned embedding);
+    ``cell`` picks ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``; ``head='fc'`` maps the RNN's features to
+    ``num_outputs`` scores, ``head='none'`` uses the features as the scores themselves (the
+    hihello lesson), which needs ``hidden_size x directions == num_outputs``.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_outputs: int,
+        many_to_one: bool = False,
+        pad_index: int | None = None,
+        cell: str = "rnn",
+        nonlinearity: str = "tanh",
+        hidden_size: int = 32,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        encoding: str = "onehot",
+        embedding_dim: int = 16,
+        head: str = "fc",
+    ) -> None:
+        super().__init__()
+        check_choice("cell", cell, CELLS)
+        check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
+        if cell != "rnn" and nonlinearity != "tanh":
+            raise SettingError("nonlinearity", nonlinearity, f"applies to cell=rnn only, not {cell}")
+        check_choice("encoding", encoding, ENCODINGS)
+        check_choice("head", head, HEADS)
+        check_positive("hidden_size", hidden_size)
+        check_positive("num_layers", num_layers)
+        if encoding == "embedding":
+            check_positive("embedding_dim", embedding_dim)
+        if not 0 <= dropout < 1:
+            raise SettingError("dropout", dropout, "expected 0 <= dropout < 1")
+        directions = 2 if bidirectional else 1
+        features = hidden_size * directions  # size of the RNN's output at each step
+        if head == "none" and features != num_outputs:
+            need = (
+                f"set hidden_size={num_outputs // directions}"
+                if num_outputs % directions == 0
+                else "no hidden_size fits a bidirectional RNN: use head=fc"
+            )
+            raise SettingError(
+                "hidden_size",
+                hidden_size,
+                f"head=none uses the RNN outputs as the {num_outputs} class scores "
+                f"(hidden_size x {directions} direction(s) must equal {num_outputs}): {need}",
+            )
+
+        self.vocab_size, self.num_outputs = vocab_size, num_outputs
+        self.many_to_one = many_to_one
+        self.num_layers, self.directions, self.hidden_size = num_layers, directions, hidden_size
+        if encoding == "embedding":
+            # the pad row stays zero and gets no gradient; packing keeps it from the RNN anyway
+            self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
+            input_size = embedding_dim
+        else:
+            self.embedding = None
+            input_size = vocab_size
+        rnn_class = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.rnn = rnn_class(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            # nn.RNN's dropout acts between layers only (and warns with one layer)
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+            **({"nonlinearity": nonlinearity} if cell == "rnn" else {}),
+        )
+        if head == "fc":
+            self.head: nn.Module = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, num_outputs))
+        else:
+            self.head = nn.Identity()
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        tokens = tokens.long()  # ids arrive in the corpus's compact dtype
+        if self.embedding is not None:
+            return self.embedding(tokens)  # (B, T, E)
+        # built on the batch's device, in one op: nothing per sample on the CPU
+        return F.one_hot(tokens, self.vocab_size).float()  # (B, T, V)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        state: State | None = None,
+    ) -> tuple[torch.Tensor, State]:
+        """Scores and the final state.
+
+        tokens: (B, T) ids; lengths: (B,) real lengths of a padded batch, or None.
+        Returns (B, T, num_outputs) for next-token models, (B, num_outputs) for many-to-one.
+        """
+        x = self.encode(tokens)
+        batch, steps = tokens.shape
+        if lengths is not None:
+            # packing hides the padding from the RNN: a sequence's result is the same alone or
+            # padded in a batch, and h_n holds each sequence's last real step
+            x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(x, state)
+        if self.many_to_one:
+            h_n = state[0] if isinstance(state, tuple) else state  # (L * D, B, H)
+            # last layer, both directions: forward saw every step, backward ended at step 0
+            last = h_n.view(self.num_layers, self.directions, batch, self.hidden_size)[-1]
+            features = last.transpose(0, 1).reshape(batch, -1)  # (B, D * H)
+        else:
+            if lengths is not None:
+                out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
+            features = out  # (B, T, D * H)
+        return self.head(features), state
