@@ -14,9 +14,19 @@ CONF_DIR = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # a quiet run: no progress bar or model table in the test log
-QUIET = ["callbacks.progress_bar=null", "callbacks.model_summary=null", "trainer.enable_model_summary=false"]
+QUIET = [
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+    "trainer.enable_model_summary=false",
+]
 # a fast run: nothing but metrics.json written
-BARE = ["logger=none", "callbacks=none", "trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+BARE = [
+    "logger=none",
+    "callbacks=none",
+    "trainer.enable_checkpointing=false",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
 
 
 def compose_train(output_dir: Path, *overrides: str) -> DictConfig:

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+
 from seqlab.metrics import task_metrics
 from seqlab.train import train
 
@@ -70,9 +71,8 @@ def test_run_dir_holds_tensorboard_checkpoints_and_metrics(make_cfg, tmp_path):
 
 
 def test_hparams_tab_gets_the_config_and_real_final_metrics(make_cfg, tmp_path):
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
 
     train(make_cfg("experiment=hihello", "trainer.max_epochs=5", "model.hidden_size=7"))
 
@@ -90,3 +90,14 @@ def test_hparams_tab_gets_the_config_and_real_final_metrics(make_cfg, tmp_path):
     val_losses = [e.value for e in events.Scalars("val/loss")]
     assert events.Scalars("best/val/loss")[-1].value == pytest.approx(min(val_losses))
     assert events.Scalars("final/val/loss")[-1].value == pytest.approx(val_losses[-1])
+
+
+@pytest.mark.parametrize("logger, written", [("csv", "metrics.csv"), ("none", None)])
+def test_other_loggers(make_cfg, tmp_path, logger, written):
+    train(make_cfg("experiment=hihello", f"logger={logger}", "trainer.max_epochs=2"))
+
+    run = tmp_path / "run"
+    assert not list(run.glob("events.out.tfevents.*"))
+    if written:
+        assert "val/loss" in (run / written).read_text().splitlines()[0]
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 2

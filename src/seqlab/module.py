@@ -78,8 +78,13 @@ class SeqModule(pl.LightningModule):
         )
         # epoch means weighted by scored predictions; no host sync until the epoch ends
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
-        accuracy = dict(num_classes=len(self.class_names), average="micro", ignore_index=IGNORE_INDEX)
-        self.train_acc, self.val_acc = MulticlassAccuracy(**accuracy), MulticlassAccuracy(**accuracy)
+        accuracy = dict(
+            num_classes=len(self.class_names), average="micro", ignore_index=IGNORE_INDEX
+        )
+        self.train_acc, self.val_acc = (
+            MulticlassAccuracy(**accuracy),
+            MulticlassAccuracy(**accuracy),
+        )
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.net(batch.inputs, batch.lengths)[0]
@@ -114,10 +119,14 @@ class SeqModule(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         optimizer = OPTIMIZERS[self.hparams.optimizer]
-        return optimizer(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return optimizer(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
 
     @torch.no_grad()
-    def predict_samples(self, samples: Sequence[Sample], window: int | None = None) -> list[Prediction]:
+    def predict_samples(
+        self, samples: Sequence[Sample], window: int | None = None
+    ) -> list[Prediction]:
         """The model's answer for each lesson sample (call in eval mode)."""
         if self.hparams.task == CLASSIFY:
             labels = classify(self.net, self.vocab, self.class_names, [s.text for s in samples])

@@ -40,7 +40,9 @@ class RunResult:
     def optimized_value(self) -> float:
         if self.optimized_metric not in self.best:
             logged = ", ".join(self.best) or "nothing"
-            raise RuntimeError(f"optimized_metric {self.optimized_metric!r} was never logged ({logged} was)")
+            raise RuntimeError(
+                f"optimized_metric {self.optimized_metric!r} was never logged ({logged} was)"
+            )
         return self.best[self.optimized_metric]
 
 
@@ -52,7 +54,7 @@ def train(cfg: DictConfig) -> RunResult:
     """
     _quiet_known_noise()
     check_choice("optimized_metric", cfg.optimized_metric, METRICS)
-    pl.seed_everything(cfg.seed, workers=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)
 
     datamodule: SeqDataModule = instantiate_setting(cfg.data, "data")
@@ -78,7 +80,10 @@ def train(cfg: DictConfig) -> RunResult:
         run_dir / "metrics.json", run_hparams(cfg), cfg.optimized_metric, predictions
     )
     trainer: pl.Trainer = instantiate_setting(
-        cfg.trainer, "trainer", logger=loggers or False, callbacks=[*callbacks, predictions, summary]
+        cfg.trainer,
+        "trainer",
+        logger=loggers or False,
+        callbacks=[*callbacks, predictions, summary],
     )
 
     trainer.fit(model, datamodule=datamodule)
@@ -124,11 +129,13 @@ def _print_result(result: RunResult) -> None:
             table.add_row(*row)
         console.print(table)
     shown = [m for m in METRICS if m in result.final]
+    # soft_wrap: long lines stay whole, so a path can be copied from the terminal
     console.print(
-        "  ".join(f"{m} {result.final[m]:.4f} (best {result.best[m]:.4f})" for m in shown)
+        "  ".join(f"{m} {result.final[m]:.4f} (best {result.best[m]:.4f})" for m in shown),
+        soft_wrap=True,
     )
     run_dir = os.path.relpath(result.run_dir)
-    console.print(f"run dir: {run_dir}\nlogs:    tensorboard --logdir {run_dir}")
+    console.print(f"run dir: {run_dir}\nlogs:    tensorboard --logdir {run_dir}", soft_wrap=True)
 
 
 def main(cfg: DictConfig) -> float:
@@ -147,5 +154,12 @@ def main(cfg: DictConfig) -> float:
 
 def _discard_unused_run_dir(run_dir: Path) -> None:
     hydra_files = {".hydra", f"{HydraConfig.get().job.name}.log"}
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= hydra_files:
-        shutil.rmtree(run_dir)
+    if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= hydra_files:
+        return
+    shutil.rmtree(run_dir)
+    # and the dirs made for it (outputs/<date>/), up to the working directory, if now empty
+    cwd = Path.cwd().resolve()
+    for parent in run_dir.resolve().parents:
+        if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+            break
+        parent.rmdir()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.loggers import TensorBoardLogger
 
 from seqlab.callbacks.predictions import LessonPredictions
 from seqlab.metrics import METRICS, metric_mode
@@ -79,7 +80,11 @@ class RunSummary(pl.Callback):
             metrics = {f"final/{name}": self.final[name] for name in METRICS if name in self.final}
             metrics |= {f"best/{name}": value for name, value in self.best.items()}
             for logger in trainer.loggers:
-                logger.log_hyperparams(self.hparams, metrics=metrics, step=trainer.global_step)
+                if isinstance(logger, TensorBoardLogger):  # metrics here fill HPARAMS columns
+                    logger.log_hyperparams(self.hparams, metrics=metrics, step=trainer.global_step)
+                else:
+                    logger.log_hyperparams(self.hparams)
+                    logger.log_metrics(metrics, step=trainer.global_step)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException

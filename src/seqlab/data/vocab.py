@@ -57,7 +57,9 @@ class Vocab:
     @property
     def dtype(self) -> torch.dtype:
         """The smallest integer dtype that holds every id: a corpus is stored in it."""
-        return torch.uint8 if len(self) <= 256 else torch.int16 if len(self) <= 32768 else torch.int32
+        return (
+            torch.uint8 if len(self) <= 256 else torch.int16 if len(self) <= 32768 else torch.int32
+        )
 
     def unknown_chars(self, text: str) -> list[str]:
         """Characters of ``text`` that are not in the vocabulary, sorted, each once."""
@@ -72,7 +74,9 @@ class Vocab:
         """
         if unknown not in UNKNOWN_POLICIES:
             raise ValueError(f"unknown={unknown!r}: expected one of {', '.join(UNKNOWN_POLICIES)}")
-        chunks = [self._encode_chunk(text[i : i + _CHUNK], unknown) for i in range(0, len(text), _CHUNK)]
+        chunks = [
+            self._encode_chunk(text[i : i + _CHUNK], unknown) for i in range(0, len(text), _CHUNK)
+        ]
         if not chunks:
             return torch.zeros(0, dtype=self.dtype)
         return torch.from_numpy(np.concatenate(chunks))

@@ -47,7 +47,9 @@ class RecurrentNet(nn.Module):
         check_choice("cell", cell, CELLS)
         check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
         if cell != "rnn" and nonlinearity != "tanh":
-            raise SettingError("nonlinearity", nonlinearity, f"applies to cell=rnn only, not {cell}")
+            raise SettingError(
+                "nonlinearity", nonlinearity, f"applies to cell=rnn only, not {cell}"
+            )
         check_choice("encoding", encoding, ENCODINGS)
         check_choice("head", head, HEADS)
         check_positive("hidden_size", hidden_size)
@@ -59,17 +61,12 @@ class RecurrentNet(nn.Module):
         directions = 2 if bidirectional else 1
         features = hidden_size * directions  # size of the RNN's output at each step
         if head == "none" and features != num_outputs:
-            need = (
-                f"set hidden_size={num_outputs // directions}"
-                if num_outputs % directions == 0
-                else "no hidden_size fits a bidirectional RNN: use head=fc"
-            )
-            raise SettingError(
-                "hidden_size",
-                hidden_size,
-                f"head=none uses the RNN outputs as the {num_outputs} class scores "
-                f"(hidden_size x {directions} direction(s) must equal {num_outputs}): {need}",
-            )
+            scores = f"head=none makes the RNN outputs the {num_outputs} class scores"
+            if num_outputs % directions == 0:
+                need = f"{scores}, so hidden_size must be {num_outputs // directions}"
+            else:
+                need = f"{scores}; hidden_size x 2 directions cannot be {num_outputs}: use head=fc"
+            raise SettingError("hidden_size", hidden_size, need)
 
         self.vocab_size, self.num_outputs = vocab_size, num_outputs
         self.many_to_one = many_to_one
@@ -93,7 +90,9 @@ class RecurrentNet(nn.Module):
             **({"nonlinearity": nonlinearity} if cell == "rnn" else {}),
         )
         if head == "fc":
-            self.head: nn.Module = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, num_outputs))
+            self.head: nn.Module = nn.Sequential(
+                nn.Dropout(dropout), nn.Linear(features, num_outputs)
+            )
         else:
             self.head = nn.Identity()
 

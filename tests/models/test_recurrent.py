@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqlab.models import RecurrentNet
+
+
+@pytest.mark.parametrize("encoding", ["onehot", "embedding"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_padding_does_not_change_a_sequences_prediction(cell, bidirectional, encoding):
+    torch.manual_seed(0)
+    net = RecurrentNet(
+        vocab_size=6,
+        num_outputs=2,
+        many_to_one=True,
+        pad_index=0,
+        cell=cell,
+        bidirectional=bidirectional,
+        encoding=encoding,
+        num_layers=2,
+        hidden_size=8,
+    ).eval()
+    short = torch.tensor([[3, 1, 4]])
+    batch = torch.tensor([[3, 1, 4, 0, 0], [5, 2, 1, 5, 3]])  # the short one padded with 0
+
+    alone = net(short, torch.tensor([3]))[0]
+    padded = net(batch, torch.tensor([3, 5]))[0]
+
+    torch.testing.assert_close(padded[0], alone[0])
+
+
+def test_next_token_scores_every_step_and_many_to_one_scores_the_sequence():
+    tokens = torch.randint(0, 5, (4, 7))
+
+    per_step, _ = RecurrentNet(vocab_size=5, num_outputs=5)(tokens)
+    per_sequence, _ = RecurrentNet(vocab_size=5, num_outputs=3, many_to_one=True)(tokens)
+
+    assert per_step.shape == (4, 7, 5)
+    assert per_sequence.shape == (4, 3)
+
+
+def test_lstm_state_is_carried_between_calls():
+    torch.manual_seed(0)
+    net = RecurrentNet(vocab_size=5, num_outputs=5, cell="lstm").eval()
+    tokens = torch.randint(0, 5, (1, 8))
+
+    whole, _ = net(tokens)
+    first, state = net(tokens[:, :4])
+    second, _ = net(tokens[:, 4:], state=state)
+
+    assert isinstance(state, tuple)  # (h, c)
+    torch.testing.assert_close(torch.cat([first, second], dim=1), whole)
+
+
+def test_head_none_outputs_are_the_rnn_outputs():
+    net = RecurrentNet(vocab_size=5, num_outputs=5, hidden_size=5, head="none")
+
+    tokens = torch.randint(0, 5, (2, 3))
+
+    scores, _ = net(tokens)
+    outputs, _ = net.rnn(net.encode(tokens))
+
+    assert scores.shape == (2, 3, 5)
+    torch.testing.assert_close(scores, outputs)
+    assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in net.rnn.parameters())

@@ -1,0 +1,62 @@
+"""Every YAML in conf/ composes, and builds what it names."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import CONF_DIR, compose_train
+from hydra import compose, initialize_config_dir
+
+from seqlab.config import instantiate_setting
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", _options("experiment"))
+def test_every_experiment_composes_and_lists_only_global_overrides(tmp_path, experiment):
+    assert (
+        (CONF_DIR / "experiment" / f"{experiment}.yaml")
+        .read_text()
+        .startswith("# @package _global_")
+    )
+
+    cfg = compose_train(tmp_path, f"experiment={experiment}")
+
+    assert cfg.task_name == experiment
+
+
+@pytest.mark.parametrize("data", _options("data"))
+def test_every_data_option_builds_its_datamodule(tmp_path, data):
+    cfg = compose_train(tmp_path, f"data={data}")
+
+    datamodule = instantiate_setting(cfg.data, "data")
+
+    assert datamodule.num_classes >= 2 and len(datamodule.vocab) >= 2
+    assert datamodule.samples
+
+
+@pytest.mark.parametrize(
+    "group, option",
+    [(g, o) for g in ("model", "trainer", "logger", "callbacks") for o in _options(g)],
+)
+def test_every_group_option_composes(tmp_path, group, option):
+    cfg = compose_train(tmp_path, f"{group}={option}")
+
+    assert group in cfg
+
+
+def test_checkpoint_direction_follows_the_optimized_metric(tmp_path):
+    for metric, mode in [("val/loss", "min"), ("val/acc", "max"), ("val/bpc", "min")]:
+        cfg = compose_train(tmp_path, f"optimized_metric={metric}")
+        assert cfg.callbacks.model_checkpoint.mode == mode
+
+
+def test_run_dirs_are_dated_and_unique_below_the_second():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+
+    assert re.fullmatch(r"outputs/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d-\d{6}", cfg.hydra.run.dir)
+    assert cfg.hydra.job.chdir is False
