@@ -3,11 +3,13 @@
 import hydra
 from omegaconf import DictConfig
 
-from seqlab.train import main
+import seqlab.config  # noqa: F401 - registers the resolvers the configs use
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def run(cfg: DictConfig) -> float:
+    from seqlab.train import main  # torch and Lightning load when a run starts, not for --help
+
     return main(cfg)
 
 

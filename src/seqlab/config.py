@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -11,8 +12,18 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from seqlab.errors import SettingError
 from seqlab.metrics import metric_mode
 
-# `mode: ${metric_mode:${optimized_metric}}` in YAML: the direction follows the metric's name
+# conf/hydra/launcher/{submitit_slurm,ray}.yaml extend the plugins' configs of the same name on
+# purpose, so `hydra/launcher=submitit_slurm` keeps its name; Hydra 1.3 merges them and warns
+warnings.filterwarnings(
+    "ignore", "(?s).*is validated against ConfigStore schema with the same name"
+)
+
+# `mode: ${metric_mode:${optimized_metric}}` in YAML: the direction follows the metric's name,
+# as Lightning (min | max) and Optuna (minimize | maximize) spell it
 OmegaConf.register_new_resolver("metric_mode", metric_mode, replace=True)
+OmegaConf.register_new_resolver(
+    "metric_direction", lambda name: f"{metric_mode(name)}imize", replace=True
+)
 
 # config sections a run's hyper-parameters are read from (TensorBoard HPARAMS, hparams.yaml)
 HPARAM_SECTIONS = ("data", "model", "trainer", "seed", "task_name", "tags", "optimized_metric")

@@ -1,8 +1,10 @@
-"""Metric keys, named once: the module logs them, callbacks, configs and tools read them."""
+"""Metric keys, named once: the module logs them, callbacks, configs and tools read them.
+
+Free of torch: the config path (`--help`, `--cfg job`) imports it."""
 
 from __future__ import annotations
 
-from seqlab.data.base import CLASSIFY
+from seqlab.tasks import CLASSIFY
 
 TRAIN_LOSS = "train/loss"
 TRAIN_ACC = "train/acc"
@@ -11,6 +13,8 @@ VAL_ACC = "val/acc"
 VAL_BPC = "val/bpc"  # bits per character: val/loss in base 2, next-token tasks only
 
 METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, VAL_BPC)
+
+METRICS_FILE = "metrics.json"  # each run's final and best metrics, in its run dir
 
 
 def task_metrics(task: str) -> tuple[str, ...]:

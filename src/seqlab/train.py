@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor
 from rich.console import Console
 from rich.table import Table
 
 from seqlab.callbacks.predictions import LessonPredictions, prediction_rows
-from seqlab.callbacks.summary import RunSummary
+from seqlab.callbacks.summary import RunSummary, record_failure
 from seqlab.config import instantiate_setting, run_hparams
 from seqlab.data import SeqDataModule
 from seqlab.errors import SettingError, check_choice
 from seqlab.inference import Prediction
-from seqlab.metrics import METRICS, task_metrics
+from seqlab.launch import discard_unused_run_dir, is_multirun, quiet_known_noise, share_machine
+from seqlab.metrics import METRICS, METRICS_FILE, task_metrics
 from seqlab.module import SeqModule
 
 log = logging.getLogger(__name__)
@@ -52,8 +50,9 @@ def train(cfg: DictConfig) -> RunResult:
     Every setting is checked while the objects are built, before any training: a bad one
     raises :class:`SettingError` naming its key.
     """
-    _quiet_known_noise()
+    quiet_known_noise()
     check_choice("optimized_metric", cfg.optimized_metric, METRICS)
+    share_machine(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)
 
@@ -77,7 +76,7 @@ def train(cfg: DictConfig) -> RunResult:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     predictions = LessonPredictions()
     summary = RunSummary(
-        run_dir / "metrics.json", run_hparams(cfg), cfg.optimized_metric, predictions
+        run_dir / METRICS_FILE, run_hparams(cfg), cfg.optimized_metric, predictions
     )
     trainer: pl.Trainer = instantiate_setting(
         cfg.trainer,
@@ -94,21 +93,6 @@ def train(cfg: DictConfig) -> RunResult:
     if trainer.is_global_zero:
         _print_result(result)
     return result
-
-
-class _DropAdverts(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
-
-
-def _quiet_known_noise() -> None:
-    """Silence messages that say nothing about this run."""
-    # the lesson data sets are a few hundred characters: worker processes would only cost time
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    # raised inside Lightning's own code by newer torch releases
-    warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")
-    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(_DropAdverts())
 
 
 def _instantiate_all(group: DictConfig | None, key: str) -> list:
@@ -141,25 +125,18 @@ def _print_result(result: RunResult) -> None:
 def main(cfg: DictConfig) -> float:
     """Hydra's task function: train, and return the optimised metric's best value.
 
-    A bad setting ends the run with one line on stderr and exit status 1; the run dir Hydra
-    made for it is removed if nothing but Hydra's own files were written there.
+    A bad setting in a single run ends it with one line on stderr and exit status 1, and the
+    run dir Hydra made for it is removed. In a sweep every failure is recorded in the job's
+    metrics.json and re-raised, so the launcher marks the job failed and the others go on.
     """
     try:
         return train(cfg).optimized_value
     except SettingError as err:
-        if HydraConfig.initialized():
-            _discard_unused_run_dir(Path(HydraConfig.get().runtime.output_dir))
-        raise SystemExit(f"error: {err}") from None
-
-
-def _discard_unused_run_dir(run_dir: Path) -> None:
-    hydra_files = {".hydra", f"{HydraConfig.get().job.name}.log"}
-    if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= hydra_files:
-        return
-    shutil.rmtree(run_dir)
-    # and the dirs made for it (outputs/<date>/), up to the working directory, if now empty
-    cwd = Path.cwd().resolve()
-    for parent in run_dir.resolve().parents:
-        if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
-            break
-        parent.rmdir()
+        if not is_multirun():
+            discard_unused_run_dir()
+            raise SystemExit(f"error: {err}") from None
+        record_failure(Path(cfg.paths.output_dir) / METRICS_FILE, err)
+        raise
+    except Exception as err:
+        record_failure(Path(cfg.paths.output_dir) / METRICS_FILE, err)
+        raise

@@ -11,28 +11,47 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from seqlab.callbacks.predictions import LessonPredictions
-from seqlab.metrics import METRICS, metric_mode
+from seqlab.metrics import METRICS, TRAIN_LOSS, VAL_LOSS, metric_mode
+
+
+def _strict(value: Any) -> Any:
+    # NaN and inf are not JSON: a diverged metric is written as null
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    return value
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` so that a reader never sees a half-written file."""
+    """Write ``data`` as strict JSON so that a reader never sees a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    tmp.write_text(json.dumps(_strict(data), indent=2, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
+
+
+def record_failure(path: Path, error: BaseException) -> None:
+    """Mark the run at ``path`` failed, unless the summary already recorded how it ended."""
+    if path.is_file() and json.loads(path.read_text()).get("status") in ("failed", "interrupted"):
+        return
+    write_json(path, {"status": "failed", "error": f"{type(error).__name__}: {error}"})
 
 
 class RunSummary(pl.Callback):
     """Tracks the final and best value of every logged metric.
 
     After every training epoch it rewrites ``path`` (``metrics.json``: the machine-readable
-    summary later tools read); at the end of fit it logs ``hparams`` to TensorBoard with the real
-    final and best metrics (``final/val/loss``, ``best/val/loss``, ...), so the HPARAMS tab can
-    sort runs. Its state is saved in checkpoints,
-    so a resumed run keeps its best values and wall time.
+    summary later tools read) and fails the run if its loss is no longer finite. At the end of
+    fit it logs ``hparams`` to TensorBoard with the real final and best metrics
+    (``final/val/loss``, ``best/val/loss``, ...), so the HPARAMS tab can sort runs. Its state is
+    saved in checkpoints, so a resumed run keeps its best values and wall time.
     """
 
     def __init__(
@@ -70,6 +89,12 @@ class RunSummary(pl.Callback):
                 self.best[name] = better(self.best.get(name, value), value)
         self.epochs = trainer.current_epoch + 1
         self._write(trainer)
+        for name in (TRAIN_LOSS, VAL_LOSS):
+            if not math.isfinite(self.final.get(name, 0.0)):
+                raise FloatingPointError(
+                    f"{name} is {self.final[name]} at epoch {self.epochs}: training diverged "
+                    "(try a lower model.lr or trainer.gradient_clip_val=1.0)"
+                )
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.status = "completed"
@@ -101,6 +126,7 @@ class RunSummary(pl.Callback):
             "epochs": self.epochs,
             "global_step": global_step,
             "wall_time_s": round(self.wall_time, 3),
+            "num_threads": torch.get_num_threads(),
             "final": self.final,
             "best": self.best,
             "predictions": [asdict(p) for p in self.predictions.latest] if self.predictions else [],

@@ -8,9 +8,10 @@ from typing import NamedTuple
 import pytorch_lightning as pl
 import torch
 
-NEXT_TOKEN = "next_token"  # predict token t+1 at every step t (many-to-many)
-CLASSIFY = "classify"  # one label per sequence (many-to-one)
-TASKS = (NEXT_TOKEN, CLASSIFY)
+from seqlab.tasks import CLASSIFY, NEXT_TOKEN, TASKS
+
+__all__ = ["CLASSIFY", "IGNORE_INDEX", "NEXT_TOKEN", "TASKS", "Batch", "Sample", "SeqDataModule"]
+
 IGNORE_INDEX = -100  # a target with this value is not scored (cross_entropy's default)
 
 

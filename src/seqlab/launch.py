@@ -1,0 +1,85 @@
+"""How a training process fits the launcher that started it: threads, workers, noise, clean-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, open_dict
+
+log = logging.getLogger(__name__)
+
+
+def is_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def parallel_jobs() -> int:
+    """How many jobs of this sweep run at once on this machine (joblib), else 1."""
+    if not HydraConfig.initialized():
+        return 1
+    launcher = HydraConfig.get().launcher
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return 1
+    import joblib  # the launcher's own dependency
+
+    return joblib.effective_n_jobs(launcher.get("n_jobs", -1))
+
+
+def share_machine(cfg: DictConfig) -> None:
+    """Keep parallel jobs from oversubscribing the CPU.
+
+    ``num_threads`` sets torch's threads; left null under the joblib launcher, each job gets
+    cores / jobs, and DataLoader worker processes are switched off (jobs already are processes).
+    """
+    import torch
+
+    jobs = parallel_jobs()
+    threads = cfg.get("num_threads")
+    if threads is None and jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+    if threads:
+        torch.set_num_threads(threads)
+    if jobs > 1 and cfg.data.get("num_workers"):
+        log.info("data.num_workers=%s -> 0: %d jobs run in parallel", cfg.data.num_workers, jobs)
+        with open_dict(cfg):
+            cfg.data.num_workers = 0
+
+
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def quiet_known_noise() -> None:
+    """Silence messages that say nothing about this run."""
+    # the lesson data sets are a few hundred characters: worker processes would only cost time
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # raised inside Lightning's own code by newer torch releases
+    warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropAdverts) for f in logger.filters):  # once per process
+            logger.addFilter(_DropAdverts())
+
+
+def discard_unused_run_dir() -> None:
+    """Remove the run dir Hydra made for this run if nothing but Hydra's own files are in it."""
+    if not HydraConfig.initialized():
+        return
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_files = {".hydra", f"{HydraConfig.get().job.name}.log"}
+    if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= hydra_files:
+        return
+    shutil.rmtree(run_dir)
+    # and the dirs made for it (outputs/<date>/), up to the working directory, if now empty
+    cwd = Path.cwd().resolve()
+    for parent in run_dir.resolve().parents:
+        if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+            break
+        parent.rmdir()

@@ -1,0 +1,131 @@
+"""Hydra multirun: parallel jobs, Optuna search, failed jobs, cluster launcher configs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import CONF_DIR, run_script
+from hydra import compose, initialize_config_dir
+
+from seqlab.train import train
+
+# small, quiet jobs: the sweep's behaviour is under test, not the lesson
+FAST = ["trainer.max_epochs=3", "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+
+
+def _sweep_dir(cwd: Path) -> Path:
+    [sweep] = (cwd / "outputs" / "multirun").glob("*/*")
+    return sweep
+
+
+def _jobs(sweep: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
+
+
+def test_joblib_sweep_runs_2x2_jobs_each_its_own_tensorboard_run_and_reports(tmp_path):
+    done = run_script(
+        "train.py", "-m", "experiment=hihello", "model=rnn,lstm", "seed=0,1",
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *FAST, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    sweep = _sweep_dir(tmp_path)
+    jobs = _jobs(sweep)
+    assert len(jobs) == 4
+    for model in ("rnn", "lstm"):
+        for seed in (0, 1):
+            [name] = [n for n in jobs if f"model={model}" in n and f"seed={seed}" in n]
+            assert jobs[name]["status"] == "completed"
+            assert jobs[name]["num_threads"] == 1  # 2 jobs on this machine's cores, no more
+            # TensorBoard names a run by its dir: one events file per job dir, named by overrides
+            assert len(list((sweep / name).glob("events.out.tfevents.*"))) == 1
+    assert not list(sweep.glob("events.out.tfevents.*"))
+
+    report = run_script("report.py", str(sweep), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    with (sweep / "report.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 4 and {r["model"] for r in rows} == {"rnn", "lstm"}
+    assert (sweep / "report.md").is_file()
+    assert (sweep / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_optuna_search_writes_best_params_of_its_best_trial(tmp_path):
+    done = run_script(
+        "train.py", "-m", "hparams_search=optuna", "experiment=hihello",
+        "hydra.sweeper.n_trials=3", *FAST, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    sweep = _sweep_dir(tmp_path)
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    jobs = _jobs(sweep)
+    assert len(jobs) == 3
+    best_job = min(jobs.values(), key=lambda job: job["best"]["val/loss"])
+    assert results["best_value"] == pytest.approx(best_job["best"]["val/loss"])
+    assert set(results["best_params"]) == {"model.lr", "model.hidden_size", "model.cell"}
+
+
+def test_a_failed_job_is_recorded_and_the_others_finish(tmp_path):
+    done = run_script(
+        "train.py", "-m", "experiment=hihello", "model.cell=rnn,cnn,gru", *FAST, cwd=tmp_path
+    )
+
+    assert done.returncode != 0  # the sweep says that something failed
+    jobs = _jobs(_sweep_dir(tmp_path))
+    cell = {name: name.split("model.cell=")[1].split(",")[0] for name in jobs}
+    statuses = {cell[name]: job["status"] for name, job in jobs.items()}
+    assert statuses == {"rnn": "completed", "cnn": "failed", "gru": "completed"}
+    [failed] = [job for job in jobs.values() if job["status"] == "failed"]
+    assert "model.cell='cnn' is invalid: expected one of rnn, lstm, gru" in failed["error"]
+
+    report = run_script("report.py", str(_sweep_dir(tmp_path)), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    with (_sweep_dir(tmp_path) / "report.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [r["status"] for r in rows] == ["completed", "completed", "failed"]
+
+
+def test_a_diverging_loss_fails_the_run_with_its_reason(make_cfg, tmp_path):
+    overrides = ["model.optimizer=sgd", "model.lr=1e30", "model.nonlinearity=relu"]
+    cfg = make_cfg("experiment=hihello", *overrides, bare=True)
+
+    with pytest.raises(FloatingPointError, match="is nan at epoch 1: training diverged"):
+        train(cfg)
+
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary["status"] == "failed" and "diverged" in summary["error"]
+
+
+def test_an_optimized_metric_that_was_never_logged_is_a_clear_error(make_cfg):
+    result = train(make_cfg("experiment=hihello", "+trainer.limit_val_batches=0", bare=True))
+
+    with pytest.raises(RuntimeError, match="optimized_metric 'val/loss' was never logged"):
+        _ = result.optimized_value
+
+
+def _hydra_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+@pytest.mark.parametrize("launcher", ["submitit_slurm", "ray"])
+def test_cluster_launcher_configs_compose(tmp_path, launcher):
+    done = run_script("train.py", f"hydra/launcher={launcher}", "--cfg", "hydra", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert "_target_: hydra_plugins.hydra_" in done.stdout or launcher == "ray"
+
+
+def test_slurm_tasks_and_gpus_follow_the_trainer():
+    cfg = _hydra_cfg(
+        "hydra/launcher=submitit_slurm", "trainer=gpu", "trainer.devices=4", "trainer.num_nodes=2"
+    )
+
+    launcher = cfg.hydra.launcher
+    assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 2)
+    assert launcher._target_.endswith("SlurmLauncher")
