@@ -24,6 +24,10 @@ OmegaConf.register_new_resolver("metric_mode", metric_mode, replace=True)
 OmegaConf.register_new_resolver(
     "metric_direction", lambda name: f"{metric_mode(name)}imize", replace=True
 )
+# `${if_set:${resume},A,B}`: A when resume is given, else B (the run dir of a resumed run)
+OmegaConf.register_new_resolver(
+    "if_set", lambda value, then, otherwise: then if value else otherwise, replace=True
+)
 
 # config sections a run's hyper-parameters are read from (TensorBoard HPARAMS, hparams.yaml)
 HPARAM_SECTIONS = ("data", "model", "trainer", "seed", "task_name", "tags", "optimized_metric")

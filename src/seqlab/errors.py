@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class SettingError(ValueError):
@@ -32,3 +36,16 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
 def check_positive(name: str, value: float) -> None:
     if not value > 0:
         raise SettingError(name, value, "expected a number > 0")
+
+
+def exits_on_setting_error(main: Callable[P, R]) -> Callable[P, R]:
+    """For a command's main: a :class:`SettingError` ends it with one line and status 1."""
+
+    @functools.wraps(main)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return main(*args, **kwargs)
+        except SettingError as err:
+            raise SystemExit(f"error: {err}") from None
+
+    return wrapper

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -53,3 +53,37 @@ def classify(
     probabilities = net(inputs, lengths)[0].softmax(-1)  # (B, C)
     best, index = probabilities.max(-1)
     return [(class_names[i], p) for i, p in zip(index.tolist(), best.tolist(), strict=True)]
+
+
+@torch.no_grad()
+def generate(
+    net: RecurrentNet,
+    prompt: torch.Tensor,
+    length: int,
+    banned: Sequence[int] = (),
+    greedy: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Iterator[int]:
+    """Continue ``prompt`` (1-D token ids) by ``length`` tokens, yielding each as it is drawn.
+
+    The prompt is read once; each new token is then fed with the carried state, so a step costs
+    one RNN step. ``banned`` ids (padding, unknown) are never drawn.
+    """
+    device = _device(net)
+    scores, state = net(prompt.long().to(device)[None])  # (1, T, V)
+    for _ in range(length):
+        logits = scores[0, -1].clone()  # (V,) scores of the next token
+        logits[list(banned)] = float("-inf")
+        if greedy:
+            token = logits.argmax()
+        else:
+            logits = logits / temperature
+            if top_k is not None and top_k < logits.numel():
+                kth = logits.topk(top_k).values[-1]
+                logits[logits < kth] = float("-inf")
+            probabilities = logits.softmax(-1).cpu()
+            token = torch.multinomial(probabilities, 1, generator=generator)[0]
+        yield int(token)
+        scores, state = net(token.view(1, 1).to(device), state=state)

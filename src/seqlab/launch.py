@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -69,15 +70,26 @@ def quiet_known_noise() -> None:
 
 
 def discard_unused_run_dir() -> None:
-    """Remove the run dir Hydra made for this run if nothing but Hydra's own files are in it."""
+    """Remove what Hydra wrote for a run that stopped on a bad setting before doing anything.
+
+    A resumed run's own config dir (.hydra/resume-...) and an empty log go; the run dir goes too
+    if nothing but Hydra's config is left in it, and with it the dirs made for it
+    (outputs/<date>/) if empty.
+    """
     if not HydraConfig.initialized():
         return
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    hydra_files = {".hydra", f"{HydraConfig.get().job.name}.log"}
-    if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= hydra_files:
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    if hydra.output_subdir and Path(hydra.output_subdir).parent != Path("."):
+        shutil.rmtree(run_dir / hydra.output_subdir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # only if empty: the resumed run's own config stays
+            (run_dir / hydra.output_subdir).parent.rmdir()
+    log = run_dir / f"{hydra.job.name}.log"
+    if log.is_file() and log.stat().st_size == 0:  # opened by Hydra, nothing logged to it
+        log.unlink()
+    if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= {".hydra"}:
         return
     shutil.rmtree(run_dir)
-    # and the dirs made for it (outputs/<date>/), up to the working directory, if now empty
     cwd = Path.cwd().resolve()
     for parent in run_dir.resolve().parents:
         if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):

@@ -15,7 +15,17 @@ from seqlab.data.base import CLASSIFY, IGNORE_INDEX, TASKS, Batch, Sample
 from seqlab.data.vocab import Vocab
 from seqlab.errors import SettingError, check_choice, check_positive
 from seqlab.inference import Prediction, classify, predict_next
-from seqlab.metrics import TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_BPC, VAL_LOSS, task_metrics
+from seqlab.metrics import (
+    TEST_ACC,
+    TEST_BPC,
+    TEST_LOSS,
+    TRAIN_ACC,
+    TRAIN_LOSS,
+    VAL_ACC,
+    VAL_BPC,
+    VAL_LOSS,
+    logs_bpc,
+)
 from seqlab.models import RecurrentNet
 
 OPTIMIZERS = {
@@ -76,16 +86,15 @@ class SeqModule(pl.LightningModule):
             embedding_dim=embedding_dim,
             head=head,
         )
-        # epoch means weighted by scored predictions; no host sync until the epoch ends
-        # nan_strategy="disable": a diverged loss stays NaN (and is caught), with no per-step check
-        self.train_loss = MeanMetric(nan_strategy="disable")
-        self.val_loss = MeanMetric(nan_strategy="disable")
-        accuracy = dict(
-            num_classes=len(self.class_names), average="micro", ignore_index=IGNORE_INDEX
-        )
-        self.train_acc, self.val_acc = (
-            MulticlassAccuracy(**accuracy),
-            MulticlassAccuracy(**accuracy),
+        self.train_loss, self.train_acc = self._loss_and_accuracy()
+        self.val_loss, self.val_acc = self._loss_and_accuracy()
+        self.test_loss, self.test_acc = self._loss_and_accuracy()
+
+    def _loss_and_accuracy(self) -> tuple[MeanMetric, MulticlassAccuracy]:
+        # epoch means weighted by scored predictions, with no host sync until the epoch ends;
+        # nan_strategy="disable": a diverged loss stays NaN (and is caught), no per-step check
+        return MeanMetric(nan_strategy="disable"), MulticlassAccuracy(
+            len(self.class_names), average="micro", ignore_index=IGNORE_INDEX
         )
 
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -110,17 +119,32 @@ class SeqModule(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        loss, scores, targets = self._scores(batch)
-        self.val_loss.update(loss, weight=(targets != IGNORE_INDEX).sum())
-        self.val_acc.update(scores, targets)
+        self._evaluate(batch, self.val_loss, self.val_acc)
 
     def on_validation_epoch_end(self) -> None:
-        loss = self.val_loss.compute()
-        self.val_loss.reset()
-        self.log(VAL_LOSS, loss, prog_bar=True)
-        self.log(VAL_ACC, self.val_acc, prog_bar=True)
-        if VAL_BPC in task_metrics(self.hparams.task):
-            self.log(VAL_BPC, loss / math.log(2))
+        self._log_evaluation((VAL_LOSS, VAL_ACC, VAL_BPC), self.val_loss, self.val_acc)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_loss, self.test_acc)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_evaluation((TEST_LOSS, TEST_ACC, TEST_BPC), self.test_loss, self.test_acc)
+
+    def _evaluate(self, batch: Batch, mean_loss: MeanMetric, accuracy: MulticlassAccuracy) -> None:
+        loss, scores, targets = self._scores(batch)
+        mean_loss.update(loss, weight=(targets != IGNORE_INDEX).sum())
+        accuracy.update(scores, targets)
+
+    def _log_evaluation(
+        self, names: tuple[str, str, str], mean_loss: MeanMetric, accuracy: MulticlassAccuracy
+    ) -> None:
+        loss_name, acc_name, bpc_name = names
+        loss = mean_loss.compute()
+        mean_loss.reset()
+        self.log(loss_name, loss, prog_bar=True)
+        self.log(acc_name, accuracy, prog_bar=True)
+        if logs_bpc(self.hparams.task):
+            self.log(bpc_name, loss / math.log(2))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         optimizer = OPTIMIZERS[self.hparams.optimizer]

@@ -6,15 +6,17 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import LearningRateMonitor
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from rich.console import Console
 from rich.table import Table
 
 from seqlab.callbacks.predictions import LessonPredictions, prediction_rows
 from seqlab.callbacks.summary import RunSummary, record_failure
+from seqlab.checkpoint import AtomicCheckpointIO, SeqlabSection, check_same_model, continuation
 from seqlab.config import instantiate_setting, run_hparams
 from seqlab.data import SeqDataModule
 from seqlab.errors import SettingError, check_choice
@@ -70,8 +72,14 @@ def train(cfg: DictConfig) -> RunResult:
         class_names=datamodule.class_names,
         task=datamodule.task,
     )
-    loggers = _instantiate_all(cfg.get("logger"), "logger")
     callbacks = _instantiate_all(cfg.get("callbacks"), "callbacks")
+    start = continuation(cfg.get("resume"), cfg.get("ckpt_path"), _last_checkpoint(callbacks))
+    if start:
+        check_same_model(start.checkpoint, model, start.key, start.value)
+    # resuming in place: TensorBoard hides what the stopped run logged after its last
+    # checkpoint, since those steps are logged again
+    purge_step = start.checkpoint["global_step"] + 1 if start and start.in_place else None
+    loggers = _instantiate_all(cfg.get("logger"), "logger", tensorboard={"purge_step": purge_step})
     if not loggers:  # Lightning refuses a learning-rate monitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     predictions = LessonPredictions()
@@ -82,10 +90,11 @@ def train(cfg: DictConfig) -> RunResult:
         cfg.trainer,
         "trainer",
         logger=loggers or False,
-        callbacks=[*callbacks, predictions, summary],
+        callbacks=[*callbacks, predictions, summary, SeqlabSection()],
+        plugins=[AtomicCheckpointIO()],
     )
 
-    trainer.fit(model, datamodule=datamodule)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=start.path if start else None)
 
     result = RunResult(
         run_dir, cfg.optimized_metric, summary.final, summary.best, predictions.latest
@@ -95,13 +104,32 @@ def train(cfg: DictConfig) -> RunResult:
     return result
 
 
-def _instantiate_all(group: DictConfig | None, key: str) -> list:
-    """One object per named entry; ``callbacks.progress_bar=null`` switches an entry off."""
-    return [
-        instantiate_setting(node, f"{key}.{name}")
-        for name, node in (group or {}).items()
-        if node is not None
-    ]
+def _instantiate_all(
+    group: DictConfig | None, key: str, tensorboard: dict[str, Any] | None = None
+) -> list:
+    """One object per named entry; ``callbacks.progress_bar=null`` switches an entry off.
+
+    ``tensorboard``: extra arguments for a TensorBoardLogger entry (its SummaryWriter's).
+    """
+    objects = []
+    for name, node in (group or {}).items():
+        if node is None:
+            continue
+        extra = {}
+        if tensorboard and str(node.get("_target_", "")).endswith("TensorBoardLogger"):
+            extra = {k: v for k, v in tensorboard.items() if v is not None}
+        objects.append(instantiate_setting(node, f"{key}.{name}", **extra))
+    return objects
+
+
+def _last_checkpoint(callbacks: list) -> Path | None:
+    """Where this run's checkpoint callback keeps last.ckpt, if it keeps one."""
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.save_last and callback.dirpath:
+            return (
+                Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+            )
+    return None
 
 
 def _print_result(result: RunResult) -> None:

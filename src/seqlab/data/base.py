@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from seqlab.tasks import CLASSIFY, NEXT_TOKEN, TASKS
 
-__all__ = ["CLASSIFY", "IGNORE_INDEX", "NEXT_TOKEN", "TASKS", "Batch", "Sample", "SeqDataModule"]
+__all__ = [
+    "CLASSIFY",
+    "IGNORE_INDEX",
+    "NEXT_TOKEN",
+    "TASKS",
+    "Batch",
+    "EpochShuffle",
+    "Sample",
+    "SeqDataModule",
+]
 
 IGNORE_INDEX = -100  # a target with this value is not scored (cross_entropy's default)
 
@@ -29,12 +40,35 @@ class Sample:
     target: str  # the expected output: the shifted string, or the class name
 
 
+class EpochShuffle(Sampler[int]):
+    """A new order every epoch that depends on the seed and the epoch number only.
+
+    A run resumed from a checkpoint therefore sees the same batches as one that was never
+    stopped. Lightning calls ``set_epoch`` before each epoch, as it does for DistributedSampler.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
 class SeqDataModule(pl.LightningDataModule):
     """Base for seqlab's DataModules.
 
     Subclasses read and check their data in ``__init__`` (so a bad setting fails before any
-    training) and set the facts the model is built from: ``task``, ``vocab``, ``class_names``,
-    ``samples`` and ``sample_window``.
+    training), call ``save_hyperparameters()`` (their arguments travel in the checkpoint), and
+    set the facts the model is built from: ``task``, ``vocab``, ``class_names``, ``samples``
+    and ``sample_window``, plus ``train_set``, ``val_set``, ``batch_size``, ``num_workers``
+    and ``collate``.
     """
 
     task: str
@@ -42,7 +76,41 @@ class SeqDataModule(pl.LightningDataModule):
     samples: list[Sample]
     # next-token models trained on windows predict a long sample window by window
     sample_window: int | None = None
+    train_set: Dataset
+    val_set: Dataset
+    test_set: Dataset | None = None  # a held-out test split, for scripts/eval.py
+    batch_size: int
+    num_workers: int = 0
+    collate: Callable[[Any], Batch]
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def spec(self) -> dict[str, Any]:
+        """How to build this DataModule again: its class and arguments, as plain data."""
+        cls = type(self)
+        return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **self.hparams}
+
+    def train_dataloader(self) -> DataLoader:
+        assert isinstance(self.train_set, Sized)
+        # seeded by the run's seed (seed_everything ran before this DataModule was built)
+        sampler = EpochShuffle(len(self.train_set), seed=torch.initial_seed())
+        return self._loader(self.train_set, sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, sampler=None)
+
+    def test_dataloader(self) -> DataLoader:
+        if self.test_set is None:
+            raise ValueError(f"{type(self).__name__} has no test split")
+        return self._loader(self.test_set, sampler=None)
+
+    def _loader(self, dataset: Dataset, sampler: Sampler | None) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=self.collate,
+        )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from seqlab.data.base import CLASSIFY, Batch, Sample, SeqDataModule
 from seqlab.data.vocab import PAD, Vocab
@@ -58,6 +58,7 @@ class LabelledTextDataModule(SeqDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
+        self.save_hyperparameters()
         texts, labels = list(texts), [str(label) for label in labels]
         if not texts or any(not text for text in texts):
             raise SettingError("texts", texts, "expected a list of non-empty strings")
@@ -71,19 +72,5 @@ class LabelledTextDataModule(SeqDataModule):
         targets = [self.class_names.index(label) for label in labels]
         self.train_set = LabelledSequences([self.vocab.encode(t) for t in texts], targets)
         self.val_set = self.train_set
+        self.collate = PadCollate(self.vocab.pad_index)
         self.samples = [Sample(text, label) for text, label in zip(texts, labels, strict=True)]
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def _loader(self, dataset: LabelledSequences, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=PadCollate(self.vocab.pad_index),
-        )

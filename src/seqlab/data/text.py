@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from seqlab.data.base import IGNORE_INDEX, NEXT_TOKEN, Batch, Sample, SeqDataModule
 from seqlab.data.vocab import Vocab
@@ -91,6 +91,8 @@ class TextDataModule(SeqDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
+        self.save_hyperparameters()
+        self.collate = _as_batch
         if path is not None:
             text = read_text(path)
         if not text or len(text) < 2:
@@ -124,18 +126,3 @@ class TextDataModule(SeqDataModule):
         shown = val_text[: SAMPLE_CHARS + 1]
         self.samples = [Sample(shown[:-1], shown[1:])]
         self.sample_window = self.seq_len
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def _loader(self, dataset: Windows, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=_as_batch,
-        )

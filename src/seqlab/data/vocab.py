@@ -55,6 +55,11 @@ class Vocab:
         return self.index.get(PAD)
 
     @property
+    def special_ids(self) -> list[int]:
+        """Ids of the special tokens (``<pad>``, ``<unk>``): never part of generated text."""
+        return [i for i, token in enumerate(self.tokens) if len(token) > 1]
+
+    @property
     def dtype(self) -> torch.dtype:
         """The smallest integer dtype that holds every id: a corpus is stored in it."""
         return (

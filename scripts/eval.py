@@ -1,0 +1,17 @@
+"""Metrics of a checkpoint: `python scripts/eval.py ckpt_path=<run>/checkpoints/best.ckpt`."""
+
+import hydra
+from omegaconf import DictConfig
+
+import seqlab.config  # noqa: F401 - registers the resolvers the configs use
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+def run(cfg: DictConfig) -> None:
+    from seqlab.tools import eval_main  # torch loads when the command runs, not for --help
+
+    eval_main(cfg)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,17 @@
+"""Text from a checkpoint: `python scripts/generate.py ckpt_path=... prompt="if you" length=120`."""
+
+import hydra
+from omegaconf import DictConfig
+
+import seqlab.config  # noqa: F401 - registers the resolvers the configs use
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
+def run(cfg: DictConfig) -> None:
+    from seqlab.tools import generate_main  # torch loads when the command runs, not for --help
+
+    generate_main(cfg)
+
+
+if __name__ == "__main__":
+    run()

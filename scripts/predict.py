@@ -1,0 +1,17 @@
+"""Labels or next characters of new text: `python scripts/predict.py ckpt_path=... text=hi`."""
+
+import hydra
+from omegaconf import DictConfig
+
+import seqlab.config  # noqa: F401 - registers the resolvers the configs use
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def run(cfg: DictConfig) -> None:
+    from seqlab.tools import predict_main  # torch loads when the command runs, not for --help
+
+    predict_main(cfg)
+
+
+if __name__ == "__main__":
+    run()
