@@ -140,7 +140,7 @@ def test_checkpoint_save_is_atomic(tmp_path, monkeypatch):
 def test_checkpoint_holds_plain_data_enough_to_rebuild(runs):
     checkpoint = torch.load(runs["hihello"] / "checkpoints" / "best.ckpt", weights_only=True)
 
-    assert checkpoint["hyper_parameters"]["vocab"] == ["e", "h", "i", "l", "o"]
+    assert checkpoint["hyper_parameters"]["vocab"]["tokens"] == ["e", "h", "i", "l", "o"]
     assert checkpoint["hyper_parameters"]["task"] == "next_token"
     assert checkpoint["seqlab"]["datamodule"]["_target_"] == "seqlab.data.text.TextDataModule"
     assert checkpoint["seqlab"]["datamodule"]["text"] == "hihello"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -39,14 +40,14 @@ OPTIMIZERS = {
 class SeqModule(pl.LightningModule):
     """A :class:`RecurrentNet` trained on a task the data decides.
 
-    ``vocab``, ``class_names`` and ``task`` come from the DataModule; every other argument is a
-    ``model.*`` setting. All of them are plain data saved in the checkpoint, which is all that
-    is needed to rebuild the module (``SeqModule.load_from_checkpoint(path)``).
+    ``vocab`` (``Vocab.to_dict()``), ``class_names`` and ``task`` come from the DataModule;
+    every other argument is a ``model.*`` setting. All of them are plain data saved in the
+    checkpoint, which is all that is needed to rebuild the module (``seqlab.checkpoint``).
     """
 
     def __init__(
         self,
-        vocab: Sequence[str],
+        vocab: dict[str, Any],
         class_names: Sequence[str],
         task: str,
         cell: str = "rnn",
@@ -69,7 +70,7 @@ class SeqModule(pl.LightningModule):
         if weight_decay < 0:
             raise SettingError("weight_decay", weight_decay, "expected a number >= 0")
         self.save_hyperparameters()
-        self.vocab = Vocab(vocab)
+        self.vocab = Vocab.from_dict(vocab)
         self.class_names = list(class_names)
         self.net = RecurrentNet(
             vocab_size=len(self.vocab),

@@ -31,11 +31,11 @@ def encode_setting(vocab: Vocab, name: str, text: str, unknown: str) -> torch.Te
     try:
         ids = vocab.encode(text, unknown=unknown)
     except ValueError:
-        missing = ", ".join(repr(c) for c in vocab.unknown_chars(text))
-        reason = f"characters not in the model's vocabulary: {missing} (unknown=skip drops them)"
+        missing = ", ".join(repr(t) for t in vocab.unknown_tokens(text))
+        reason = f"{vocab.unit}s not in the model's vocabulary: {missing} (unknown=skip drops them)"
         raise SettingError(name, text, reason) from None
     if len(ids) == 0:
-        raise SettingError(name, text, "expected at least one character the model knows")
+        raise SettingError(name, text, f"expected at least one {vocab.unit} the model knows")
     return ids
 
 
@@ -64,10 +64,11 @@ def generate_main(cfg: DictConfig) -> str:
         top_k=cfg.top_k,
         generator=torch.Generator().manual_seed(cfg.seed),
     )
+    space = "" if module.vocab.level == "char" else " "
     for token in tokens:
-        character = module.vocab.tokens[token]
-        print(character, end="", flush=True)  # streamed: a long text shows as it is written
-        text += character
+        piece = space + module.vocab.tokens[token]
+        print(piece, end="", flush=True)  # streamed: a long text shows as it is written
+        text += piece
     print()
     return text
 
@@ -138,7 +139,7 @@ def eval_main(cfg: DictConfig) -> dict[str, float]:
     checkpoint = load_checkpoint(cfg.ckpt_path)
     module = module_from(checkpoint)
     datamodule = datamodule_from(checkpoint)
-    if datamodule.vocab.tokens != module.vocab.tokens:
+    if datamodule.vocab != module.vocab:
         reason = "the data has changed since training: its vocabulary differs"
         raise SettingError("ckpt_path", cfg.ckpt_path, reason)
     trainer = pl.Trainer(

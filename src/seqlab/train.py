@@ -68,7 +68,7 @@ def train(cfg: DictConfig) -> RunResult:
     model: SeqModule = instantiate_setting(
         cfg.model,
         "model",
-        vocab=datamodule.vocab.tokens,
+        vocab=datamodule.vocab.to_dict(),
         class_names=datamodule.class_names,
         task=datamodule.task,
     )

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -32,7 +34,7 @@ def test_encode_then_decode_gives_the_text_back():
 def test_unknown_characters_are_named_or_mapped_or_skipped():
     vocab = Vocab([UNK, "a", "b"])
 
-    with pytest.raises(ValueError, match="characters not in the vocabulary: 'xz'"):
+    with pytest.raises(ValueError, match=re.escape("not in the vocabulary: ['x', 'z']")):
         vocab.encode("zaxb")
     assert vocab.encode("zaxb", unknown="unk").tolist() == [0, 1, 0, 2]
     assert vocab.encode("zaxb", unknown="skip").tolist() == [1, 2]

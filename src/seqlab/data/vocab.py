@@ -1,54 +1,79 @@
-"""Character vocabulary: deterministic, vectorised encoding, plain data in checkpoints."""
+"""Vocabulary of characters or words: deterministic, fast to encode, plain data in checkpoints."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 PAD = "<pad>"
 UNK = "<unk>"
+SPECIALS = (PAD, UNK)
+LEVELS = ("char", "word")
 UNKNOWN_POLICIES = ("error", "unk", "skip")
 
-_CHUNK = 1 << 22  # characters encoded at a time: bounds the temporaries for a large corpus
+_CHUNK = 1 << 22  # characters handled at a time: bounds the temporaries for a large corpus
 _NUMPY_DTYPES = {torch.uint8: np.uint8, torch.int16: np.int16, torch.int32: np.int32}
 
 
 class Vocab:
-    """Tokens in a fixed order: special tokens first, then the characters sorted.
+    """Tokens in a fixed order: special tokens first, then the characters (or words) sorted.
 
-    Only ``tokens`` (a list of str) needs to be stored to rebuild it, so a checkpoint keeps it as
-    plain data. Characters are single code points; specials (``<pad>``, ``<unk>``) never occur
-    in text and are only produced by padding and by ``unknown="unk"``.
+    ``level="char"`` reads text one code point at a time, encoded in one vectorised pass;
+    ``level="word"`` splits on whitespace (lower-cased with ``lowercase=True``). ``to_dict()``
+    is all a checkpoint needs to rebuild it.
     """
 
-    def __init__(self, tokens: Sequence[str]) -> None:
-        self.tokens = list(tokens)
+    def __init__(self, tokens: Sequence[str], level: str = "char", lowercase: bool = False) -> None:
+        if level not in LEVELS:
+            raise ValueError(f"level={level!r}: expected one of {', '.join(LEVELS)}")
+        self.tokens, self.level, self.lowercase = list(tokens), level, lowercase
         if len(set(self.tokens)) != len(self.tokens):
-            raise ValueError(f"vocabulary has repeated tokens: {self.tokens}")
-        self.index = {tok: i for i, tok in enumerate(self.tokens)}
-        chars = [(ord(tok), i) for i, tok in enumerate(self.tokens) if len(tok) == 1]
-        chars.sort()
-        # sorted code points and their ids: encoding is one searchsorted over the whole text
-        self._codes = np.array([c for c, _ in chars], dtype=np.uint32)
-        self._ids = np.array([i for _, i in chars], dtype=np.int64)
+            raise ValueError("vocabulary has repeated tokens")
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+        if level == "char":
+            chars = sorted((ord(t), i) for i, t in enumerate(self.tokens) if t not in SPECIALS)
+            # sorted code points and their ids: encoding is one searchsorted over the text
+            self._codes = np.array([c for c, _ in chars], dtype=np.uint32)
+            self._ids = np.array([i for _, i in chars], dtype=np.int64)
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str], specials: Sequence[str] = ()) -> Vocab:
-        chars: set[str] = set()
-        for text in texts:
-            chars.update(text)
-        return cls([*specials, *sorted(chars)])
+    def from_texts(
+        cls,
+        texts: Iterable[str],
+        specials: Sequence[str] = (),
+        level: str = "char",
+        lowercase: bool = False,
+        min_count: int = 1,
+        max_size: int | None = None,
+    ) -> Vocab:
+        """The tokens of ``texts`` seen at least ``min_count`` times, at most ``max_size`` in all
+        (the most frequent kept; specials count), sorted after the specials."""
+        counts = _count_chars(texts) if level == "char" else _count_words(texts, lowercase)
+        kept = [token for token, n in counts.items() if n >= min_count and token not in specials]
+        if max_size is not None:
+            kept.sort(key=lambda token: (-counts[token], token))  # ties: a fixed order
+            kept = kept[: max(max_size - len(specials), 0)]
+        return cls([*specials, *sorted(kept)], level, lowercase)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "level": self.level, "lowercase": self.lowercase}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Vocab:
+        return cls(data["tokens"], data.get("level", "char"), data.get("lowercase", False))
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocab) and self.tokens == other.tokens
+        return isinstance(other, Vocab) and self.to_dict() == other.to_dict()
 
     def __repr__(self) -> str:
-        return f"Vocab({self.tokens!r})"
+        return f"Vocab({len(self)} {self.level}s)"
 
     @property
     def pad_index(self) -> int | None:
@@ -56,56 +81,98 @@ class Vocab:
 
     @property
     def special_ids(self) -> list[int]:
-        """Ids of the special tokens (``<pad>``, ``<unk>``): never part of generated text."""
-        return [i for i, token in enumerate(self.tokens) if len(token) > 1]
+        """Ids of ``<pad>`` and ``<unk>``: never part of generated text."""
+        return [self.index[token] for token in SPECIALS if token in self.index]
 
     @property
     def dtype(self) -> torch.dtype:
         """The smallest integer dtype that holds every id: a corpus is stored in it."""
-        return (
-            torch.uint8 if len(self) <= 256 else torch.int16 if len(self) <= 32768 else torch.int32
-        )
+        if len(self) <= 256:
+            return torch.uint8
+        return torch.int16 if len(self) <= 32768 else torch.int32
 
-    def unknown_chars(self, text: str) -> list[str]:
-        """Characters of ``text`` that are not in the vocabulary, sorted, each once."""
-        return sorted(set(text) - set(self.index))
+    @property
+    def unit(self) -> str:
+        """What a token is, in words a user reads: character or word."""
+        return "character" if self.level == "char" else "word"
+
+    def split(self, text: str) -> list[str]:
+        """``text`` as tokens: its characters, or its whitespace-separated words."""
+        if self.level == "char":
+            return list(text)
+        return (text.lower() if self.lowercase else text).split()
+
+    def unknown_tokens(self, text: str) -> list[str]:
+        """Tokens of ``text`` that are not in the vocabulary, sorted, each once."""
+        return sorted(set(self.split(text)) - set(self.index))
 
     def encode(self, text: str, unknown: str = "error") -> torch.Tensor:
         """``text`` as a 1-D tensor of ids in :attr:`dtype`.
 
-        ``unknown`` says what happens to characters outside the vocabulary: ``error`` raises
-        naming them, ``unk`` maps them to ``<unk>`` (which must be in the vocabulary), ``skip``
-        drops them. Works in chunks, so a 100 MB text needs little more than its ids' memory.
+        ``unknown`` says what happens to tokens outside the vocabulary: ``error`` raises naming
+        them, ``unk`` maps them to ``<unk>`` (which must be in the vocabulary), ``skip`` drops
+        them. Characters are encoded in chunks, so a 100 MB text needs little more memory than
+        its ids.
         """
         if unknown not in UNKNOWN_POLICIES:
             raise ValueError(f"unknown={unknown!r}: expected one of {', '.join(UNKNOWN_POLICIES)}")
+        if self.level == "word":
+            return self._encode_words(text, unknown)
         chunks = [
-            self._encode_chunk(text[i : i + _CHUNK], unknown) for i in range(0, len(text), _CHUNK)
+            self._encode_chars(text[i : i + _CHUNK], unknown) for i in range(0, len(text), _CHUNK)
         ]
         if not chunks:
             return torch.zeros(0, dtype=self.dtype)
         return torch.from_numpy(np.concatenate(chunks))
 
-    def _encode_chunk(self, text: str, unknown: str) -> np.ndarray:
+    def _encode_chars(self, text: str, unknown: str) -> np.ndarray:
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         if len(self._codes) == 0:
-            pos = np.zeros(len(codes), dtype=np.int64)
-            known = np.zeros(len(codes), dtype=bool)
+            pos, known = np.zeros(len(codes), dtype=np.int64), np.zeros(len(codes), dtype=bool)
         else:
             pos = np.searchsorted(self._codes, codes).clip(max=len(self._codes) - 1)
             known = self._codes[pos] == codes
         ids = self._ids[pos] if len(self._ids) else pos
-        if not known.all():
-            if unknown == "skip":
-                ids = ids[known]
-            elif unknown == "unk" and UNK in self.index:
-                ids = np.where(known, ids, self.index[UNK])
-            else:
-                missing = "".join(self.unknown_chars(text))
-                raise ValueError(f"characters not in the vocabulary: {missing!r}")
-        return ids.astype(_NUMPY_DTYPES[self.dtype])
+        return self._handle_unknown(ids, known, text, unknown).astype(_NUMPY_DTYPES[self.dtype])
+
+    def _encode_words(self, text: str, unknown: str) -> torch.Tensor:
+        words = self.split(text)
+        ids = np.array([self.index.get(w, -1) for w in words], dtype=np.int64)
+        ids = self._handle_unknown(ids, ids >= 0, text, unknown)
+        return torch.from_numpy(ids.astype(_NUMPY_DTYPES[self.dtype]))
+
+    def _handle_unknown(
+        self, ids: np.ndarray, known: np.ndarray, text: str, unknown: str
+    ) -> np.ndarray:
+        if known.all():
+            return ids
+        if unknown == "skip":
+            return ids[known]
+        if unknown == "unk" and UNK in self.index:
+            return np.where(known, ids, self.index[UNK])
+        raise ValueError(f"not in the vocabulary: {self.unknown_tokens(text)}")
 
     def decode(self, ids: Iterable[int] | torch.Tensor) -> str:
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()
-        return "".join(self.tokens[i] for i in ids)
+        return ("" if self.level == "char" else " ").join(self.tokens[i] for i in ids)
+
+
+def _count_chars(texts: Iterable[str]) -> Counter[str]:
+    # one bincount per chunk of code points: linear and vectorised, even for 100 MB
+    totals = np.zeros(0, dtype=np.int64)
+    for text in texts:
+        for i in range(0, len(text), _CHUNK):
+            codes = np.frombuffer(text[i : i + _CHUNK].encode("utf-32-le"), dtype=np.uint32)
+            counts = np.bincount(codes)
+            if len(counts) > len(totals):
+                totals = np.pad(totals, (0, len(counts) - len(totals)))
+            totals[: len(counts)] += counts
+    return Counter({chr(code): int(totals[code]) for code in np.flatnonzero(totals)})
+
+
+def _count_words(texts: Iterable[str], lowercase: bool) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update((text.lower() if lowercase else text).split())
+    return counts
