@@ -5,11 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from seqlab.errors import SettingError, check_choice, check_positive
+from seqlab.models.scratch import ScratchGRU, ScratchLSTM, ScratchRecurrent, ScratchRNN
 
 CELLS = ("rnn", "lstm", "gru")
+IMPLS = ("torch", "scratch")
 NONLINEARITIES = ("tanh", "relu")
 ENCODINGS = ("onehot", "embedding")
 HEADS = ("fc", "none")
@@ -17,14 +19,25 @@ HEADS = ("fc", "none")
 # nn.RNN and nn.GRU carry h; nn.LSTM carries (h, c). Code outside this file passes it through.
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
+# (impl, cell) -> class; both impls take the same arguments and hold the same parameters
+RNN_CLASSES: dict[tuple[str, str], type[nn.Module]] = {
+    ("torch", "rnn"): nn.RNN,
+    ("torch", "lstm"): nn.LSTM,
+    ("torch", "gru"): nn.GRU,
+    ("scratch", "rnn"): ScratchRNN,
+    ("scratch", "lstm"): ScratchLSTM,
+    ("scratch", "gru"): ScratchGRU,
+}
+
 
 class RecurrentNet(nn.Module):
     """Tokens -> scores, for next-token prediction (many-to-many) or classification (many-to-one).
 
     ``encoding`` turns ids into vectors (one-hot, as the lessons do, or a learned embedding);
-    ``cell`` picks ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``; ``head='fc'`` maps the RNN's features to
-    ``num_outputs`` scores, ``head='none'`` uses the features as the scores themselves (the
-    hihello lesson), which needs ``hidden_size x directions == num_outputs``.
+    ``cell`` picks ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``, or with ``impl='scratch'`` their twins
+    written from the lesson's equations (``seqlab.models.scratch``); ``head='fc'`` maps the RNN's
+    features to ``num_outputs`` scores, ``head='none'`` uses the features as the scores themselves
+    (the hihello lesson), which needs ``hidden_size x directions == num_outputs``.
     """
 
     def __init__(
@@ -34,6 +47,7 @@ class RecurrentNet(nn.Module):
         many_to_one: bool = False,
         pad_index: int | None = None,
         cell: str = "rnn",
+        impl: str = "torch",
         nonlinearity: str = "tanh",
         hidden_size: int = 32,
         num_layers: int = 1,
@@ -45,6 +59,7 @@ class RecurrentNet(nn.Module):
     ) -> None:
         super().__init__()
         check_choice("cell", cell, CELLS)
+        check_choice("impl", impl, IMPLS)
         check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
         if cell != "rnn" and nonlinearity != "tanh":
             raise SettingError(
@@ -78,8 +93,7 @@ class RecurrentNet(nn.Module):
         else:
             self.embedding = None
             input_size = vocab_size
-        rnn_class = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
-        self.rnn = rnn_class(
+        self.rnn = RNN_CLASSES[impl, cell](
             input_size,
             hidden_size,
             num_layers=num_layers,
@@ -116,18 +130,23 @@ class RecurrentNet(nn.Module):
         """
         x = self.encode(tokens)
         batch, steps = tokens.shape
-        if lengths is not None:
+        if lengths is None:
+            out, state = self.rnn(x, state)
+        elif isinstance(self.rnn, ScratchRecurrent):
+            # the scratch cells skip padded steps themselves, with the same results as packing
+            out, state = self.rnn(x, state, lengths=lengths)
+        else:
             # packing hides the padding from the RNN: a sequence's result is the same alone or
             # padded in a batch, and h_n holds each sequence's last real step
-            x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, state = self.rnn(x, state)
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, state = self.rnn(packed, state)
         if self.many_to_one:
             h_n = state[0] if isinstance(state, tuple) else state  # (L * D, B, H)
             # last layer, both directions: forward saw every step, backward ended at step 0
             last = h_n.view(self.num_layers, self.directions, batch, self.hidden_size)[-1]
             features = last.transpose(0, 1).reshape(batch, -1)  # (B, D * H)
         else:
-            if lengths is not None:
+            if isinstance(out, PackedSequence):
                 out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
             features = out  # (B, T, D * H)
         return self.head(features), state
