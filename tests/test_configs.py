@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from conftest import CONF_DIR, compose_train
@@ -28,9 +29,18 @@ def test_every_experiment_composes_and_lists_only_global_overrides(tmp_path, exp
     assert cfg.task_name == experiment
 
 
+def _required_data(tmp_path: Path, data: str) -> list[str]:
+    """Values an option leaves to the user (``???``): a small corpus or sentence files."""
+    if data == "textfile":
+        corpus = tmp_path / "corpus.txt"
+        corpus.write_text("to be, or not to be, that is the question\n" * 40)
+        return [f"data.path={corpus}"]
+    return []
+
+
 @pytest.mark.parametrize("data", _options("data"))
 def test_every_data_option_builds_its_datamodule(tmp_path, data):
-    cfg = compose_train(tmp_path, f"data={data}")
+    cfg = compose_train(tmp_path, f"data={data}", *_required_data(tmp_path, data))
 
     datamodule = instantiate_setting(cfg.data, "data")
 

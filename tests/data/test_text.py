@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from seqlab.data import TextDataModule
 from seqlab.data.base import IGNORE_INDEX
+from seqlab.errors import SettingError
 
 
 def _pairs(dm: TextDataModule, dataset) -> list[tuple[str, str]]:
@@ -69,7 +71,9 @@ def test_windows_of_a_1mb_file_share_one_tensor_whatever_seq_len(tmp_path: Path,
     windows, ids = dm.train_set.windows, dm.train_set.ids
     assert ids.numel() == 900_000 and ids.element_size() == 1  # one byte per character
     assert windows.data_ptr() == ids.data_ptr()  # a view: no window is copied
-    assert windows.untyped_storage().nbytes() == 900_000  # memory is the text, not text x seq_len
+    # train, val and windows all view the one encoded text: memory is the text, not text x seq_len
+    assert windows.untyped_storage().nbytes() == 1_000_000
+    assert dm.val_set.windows.untyped_storage().data_ptr() == ids.untyped_storage().data_ptr()
     assert len(dm.train_set) == 900_000 - seq_len
     batch = dm.train_set.__getitems__(list(range(32)))
     assert batch.inputs.shape == (32, seq_len)
@@ -82,3 +86,99 @@ def test_shuffled_batches_repeat_with_the_seed():
         return next(iter(dm.train_dataloader())).inputs
 
     assert torch.equal(first_batch(), first_batch())
+
+
+def _corpus(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "corpus.txt"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+SONNET = (
+    "Shall I compare thee to a summer's day?\nThou art more lovely and more temperate:\n"
+    "Rough winds do shake the darling buds of May,\nAnd summer's lease hath all too short a date;\n"
+) * 20
+
+
+def test_vectorised_encoding_equals_a_per_character_reference(tmp_path: Path):
+    text = SONNET + "ünïcödé ✓ 한국어"
+    dm = TextDataModule(path=_corpus(tmp_path, text), seq_len=16)
+
+    reference = [dm.vocab.index[c] for c in text]
+
+    assert dm.vocab.encode(text).tolist() == reference
+    assert dm.train_set.ids.tolist() == reference[: len(dm.train_set.ids)]
+
+
+def test_random_windows_are_shifted_pairs_drawn_again_each_epoch(tmp_path: Path):
+    dm = TextDataModule(path=_corpus(tmp_path, SONNET), seq_len=12, batch_size=8, sampling="random")
+    loader = dm.train_dataloader()
+    text = dm.vocab.decode(dm.train_set.ids)
+
+    first = list(loader)
+    loader.sampler.set_epoch(1)
+    second = list(loader)
+    loader.sampler.set_epoch(0)
+    again = list(loader)
+
+    assert len(first) == dm.steps_per_epoch == len(dm.train_set.ids) // (8 * 12)
+    for batch in first:
+        assert batch.inputs.shape == batch.targets.shape == (8, 12)
+        assert torch.equal(batch.inputs[:, 1:], batch.targets[:, :-1])  # shifted by one
+        for x, y in zip(batch.inputs, batch.targets, strict=True):
+            window = dm.vocab.decode(x) + dm.vocab.decode(y)[-1]
+            assert window in text  # a real window of the train split
+    assert all(torch.equal(a.inputs, b.inputs) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(first[0].inputs, second[0].inputs)
+
+
+def test_no_window_crosses_from_train_into_val_or_test(tmp_path: Path):
+    text = "".join(chr(ord("a") + i % 26) for i in range(1000))
+    dm = TextDataModule(
+        path=_corpus(tmp_path, text), seq_len=9, val_fraction=0.1, test_fraction=0.2
+    )
+
+    train, val, test = dm.train_set.ids, dm.val_set.ids, dm.test_set.ids
+    assert (len(train), len(val), len(test)) == (700, 100, 200)
+    assert dm.vocab.decode(torch.cat([train, val, test])) == text  # contiguous, in order
+    last = dm.train_set[len(dm.train_set) - 1]
+    assert dm.vocab.decode(last.targets)[-1] == text[699]  # the train split's last character
+    # back-to-back windows: each starts where the previous one's inputs end
+    assert [len(dm.val_set), len(dm.test_set)] == [(100 - 10) // 9 + 1, (200 - 10) // 9 + 1]
+    assert dm.vocab.decode(dm.val_set[0].inputs) == text[700:709]
+
+
+def test_rare_characters_become_unk(tmp_path: Path):
+    text = "aaaaabbbbbcccc" * 10 + "xyz"  # x, y, z once each
+    dm = TextDataModule(path=_corpus(tmp_path, text), seq_len=5, min_char_count=2)
+    capped = TextDataModule(path=_corpus(tmp_path, text), seq_len=5, max_vocab=3)
+
+    assert dm.vocab.tokens == ["<unk>", "a", "b", "c"]
+    assert dm.vocab.decode(dm.vocab.encode("axz", unknown="unk")) == "a<unk><unk>"
+    assert capped.vocab.tokens == ["<unk>", "a", "b"]  # the 2 most frequent, and <unk>
+    assert TextDataModule(path=_corpus(tmp_path, text), seq_len=5).vocab.tokens[0] == "a"
+
+
+def test_corpus_shorter_than_seq_len_plus_one_is_named(tmp_path: Path):
+    with pytest.raises(
+        SettingError,
+        match=re.escape("seq_len=500 is invalid: expected 1 <= seq_len < 100 (val split)"),
+    ):
+        TextDataModule(path=_corpus(tmp_path, "x" * 1000), seq_len=500)
+
+
+def test_textfile_trains_and_evaluates_its_test_split(make_cfg, tmp_path: Path):
+    from seqlab.checkpoint import datamodule_from, load_checkpoint
+    from seqlab.train import train
+
+    corpus = _corpus(tmp_path, SONNET)
+    result = train(
+        make_cfg(
+            "data=textfile", f"data.path={corpus}", "data.seq_len=20", "data.steps_per_epoch=5",
+            "data.test_fraction=0.1", "model=lstm", "trainer.max_epochs=2",
+        )
+    )  # fmt: skip
+
+    assert {"val/loss", "val/acc", "val/bpc"} <= set(result.final)
+    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert datamodule_from(checkpoint).test_set is not None

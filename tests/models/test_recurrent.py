@@ -65,3 +65,15 @@ def test_head_none_outputs_are_the_rnn_outputs():
     assert scores.shape == (2, 3, 5)
     torch.testing.assert_close(scores, outputs)
     assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in net.rnn.parameters())
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_packed_and_unpacked_passes_agree_on_unpadded_sequences(cell):
+    torch.manual_seed(0)
+    net = RecurrentNet(vocab_size=7, num_outputs=7, cell=cell, num_layers=2, bidirectional=True)
+    tokens = torch.randint(0, 7, (3, 9))
+
+    unpacked, _ = net(tokens)
+    packed, _ = net(tokens, lengths=torch.tensor([9, 9, 9]))
+
+    torch.testing.assert_close(packed, unpacked)

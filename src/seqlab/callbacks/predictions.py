@@ -14,15 +14,20 @@ def prediction_rows(predictions: list[Prediction]) -> list[list[str]]:
     header = ["input", "predicted", *(["probability"] if probabilities else []), "target", "ok"]
     rows = [
         [
-            p.text,
-            p.predicted,
+            _one_line(p.text),
+            _one_line(p.predicted),
             *([f"{p.probability:.3f}"] if probabilities else []),
-            p.target,
+            _one_line(p.target),
             "✓" if p.correct else "✗",
         ]
         for p in predictions
     ]
     return [header, *rows]
+
+
+def _one_line(text: str) -> str:
+    # a corpus sample spans lines: shown as one, so input, prediction and target stay aligned
+    return text.replace("\n", "↵")
 
 
 def _code(text: str) -> str:
