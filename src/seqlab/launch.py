@@ -10,8 +10,11 @@ import warnings
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
+
+from seqlab.errors import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,13 @@ def parallel_jobs() -> int:
     return joblib.effective_n_jobs(launcher.get("n_jobs", -1))
 
 
+def check_launch(cfg: DictConfig) -> None:
+    """Settings that cannot work under the launcher that started this job."""
+    if is_multirun():
+        launcher = str(HydraConfig.get().launcher.get("_target_", ""))
+        check_strategy_fits_sweep(str(cfg.trainer.get("strategy", "auto")), launcher)
+
+
 def share_machine(cfg: DictConfig) -> None:
     """Keep parallel jobs from oversubscribing the CPU.
 
@@ -50,6 +60,36 @@ def share_machine(cfg: DictConfig) -> None:
         log.info("data.num_workers=%s -> 0: %d jobs run in parallel", cfg.data.num_workers, jobs)
         with open_dict(cfg):
             cfg.data.num_workers = 0
+
+
+# strategies for which Lightning starts this script again, once per extra device
+RELAUNCHING_STRATEGIES = (
+    "ddp",
+    "ddp_find_unused_parameters_false",
+    "ddp_find_unused_parameters_true",
+)
+
+
+def check_strategy_fits_sweep(strategy: str, launcher_target: str) -> None:
+    """In a sweep, a script-relaunching strategy would start the whole sweep again per device."""
+    if strategy in RELAUNCHING_STRATEGIES and "submitit" not in launcher_target:
+        raise SettingError(
+            "trainer.strategy",
+            strategy,
+            "in a sweep (-m) Lightning's ddp would start the whole sweep again on every device: "
+            "use trainer.strategy=ddp_spawn, or hydra/launcher=submitit_slurm (a task per device)",
+        )
+
+
+class RefuseRelaunchingSweeps(Callback):
+    """Stops a sweep before its first job when its jobs could not run (see above)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
+        try:
+            strategy = str(config.trainer.get("strategy", "auto"))
+            check_strategy_fits_sweep(strategy, str(config.hydra.launcher.get("_target_", "")))
+        except SettingError as err:
+            raise SystemExit(f"error: {err}") from None
 
 
 class _DropAdverts(logging.Filter):

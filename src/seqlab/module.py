@@ -144,10 +144,11 @@ class SeqModule(pl.LightningModule):
         loss_name, acc_name, bpc_name = names
         loss = mean_loss.compute()
         mean_loss.reset()
-        self.log(loss_name, loss, prog_bar=True)
+        # the metric objects already reduced over the ranks; sync_dist only tells Lightning so
+        self.log(loss_name, loss, prog_bar=True, sync_dist=True)
         self.log(acc_name, accuracy, prog_bar=True)
         if logs_bpc(self.hparams.task):
-            self.log(bpc_name, loss / math.log(2))
+            self.log(bpc_name, loss / math.log(2), sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         optimizer = OPTIMIZERS[self.hparams.optimizer]

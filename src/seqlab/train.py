@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -21,7 +22,13 @@ from seqlab.config import instantiate_setting, run_hparams
 from seqlab.data import SeqDataModule
 from seqlab.errors import SettingError, check_choice
 from seqlab.inference import Prediction
-from seqlab.launch import discard_unused_run_dir, is_multirun, quiet_known_noise, share_machine
+from seqlab.launch import (
+    check_launch,
+    discard_unused_run_dir,
+    is_multirun,
+    quiet_known_noise,
+    share_machine,
+)
 from seqlab.metrics import METRICS, METRICS_FILE, task_metrics
 from seqlab.module import SeqModule
 
@@ -35,6 +42,14 @@ class RunResult:
     final: dict[str, float]
     best: dict[str, float]
     predictions: list[Prediction]
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunResult:
+        """The result recorded in a run dir's metrics.json."""
+        summary = json.loads((run_dir / METRICS_FILE).read_text())
+        predictions = [Prediction(**p) for p in summary["predictions"]]
+        final, best = summary["final"], summary["best"]
+        return cls(run_dir, summary["optimized_metric"], final, best, predictions)
 
     @property
     def optimized_value(self) -> float:
@@ -54,6 +69,7 @@ def train(cfg: DictConfig) -> RunResult:
     """
     quiet_known_noise()
     check_choice("optimized_metric", cfg.optimized_metric, METRICS)
+    check_launch(cfg)
     share_machine(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)
@@ -96,11 +112,13 @@ def train(cfg: DictConfig) -> RunResult:
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=start.path if start else None)
 
-    result = RunResult(
-        run_dir, cfg.optimized_metric, summary.final, summary.best, predictions.latest
-    )
-    if trainer.is_global_zero:
-        _print_result(result)
+    if not trainer.is_global_zero:
+        return RunResult(
+            run_dir, cfg.optimized_metric, summary.final, summary.best, predictions.latest
+        )
+    # what rank 0 wrote, also when other processes trained the model (ddp_spawn)
+    result = RunResult.read(run_dir)
+    _print_result(result)
     return result
 
 

@@ -1,0 +1,56 @@
+"""Lightning's DDP on CPU processes, and sweeps that could not run with it."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_script
+
+FAST = ["callbacks.progress_bar=null", "callbacks.model_summary=null"]
+
+
+def test_ddp_on_two_cpu_processes_reaches_the_lesson_target_in_one_run_dir(tmp_path):
+    done = run_script(
+        "train.py",
+        "experiment=longtext",
+        "trainer=ddp_cpu",
+        "trainer.devices=2",
+        *FAST,
+        cwd=tmp_path,
+    )
+
+    assert done.returncode == 0, done.stderr
+    [run_dir] = (tmp_path / "outputs").glob("*/*")  # one run dir, not one per rank
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["final"]["val/acc"] >= 0.95  # the single-process lesson target
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1  # rank 0 logs, alone
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert "run dir:" in done.stdout  # printed once, by rank 0
+    assert done.stdout.count("run dir:") == 1
+
+
+def test_sweep_with_script_relaunching_ddp_stops_before_its_first_job(tmp_path):
+    done = run_script(
+        "train.py", "-m", "experiment=hihello", "trainer=ddp_cpu", "seed=0,1", cwd=tmp_path
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: trainer.strategy='ddp' is invalid: in a sweep (-m) Lightning's ddp would start the "
+        "whole sweep again on every device: use trainer.strategy=ddp_spawn, or "
+        "hydra/launcher=submitit_slurm (a task per device)"
+    ]
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_swept_ddp_job_fails_alone_with_the_reason(tmp_path):
+    sweep = ["-m", "experiment=hihello", "trainer=cpu,ddp_cpu", "trainer.max_epochs=2"]
+    done = run_script("train.py", *sweep, *FAST, cwd=tmp_path)
+
+    assert done.returncode != 0
+    jobs = {
+        p.parent.name: json.loads(p.read_text())
+        for p in (tmp_path / "outputs" / "multirun").glob("*/*/*/metrics.json")
+    }
+    status = {name.split("trainer=")[1].split(",")[0]: job["status"] for name, job in jobs.items()}
+    assert status == {"cpu": "completed", "ddp_cpu": "failed"}
