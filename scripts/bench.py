@@ -47,6 +47,7 @@ def plain_pytorch(corpus: Path, steps: int, warmup: int, device: str, precision:
     from torch.nn import functional as F
 
     from seqlab.data import TextDataModule
+    from seqlab.data.text import WindowStarts
 
     torch.manual_seed(0)
     # the same encoded corpus and the same per-step batches as seqlab draws
@@ -73,8 +74,9 @@ def plain_pytorch(corpus: Path, steps: int, warmup: int, device: str, precision:
             if device == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-        x, y, _ = next(batches)
-        x, y = x.to(device).long(), y.to(device).long()
+        starts, scored_from = next(batches)  # gathered on the device, as seqlab does
+        x, y, _ = data.gather(WindowStarts(starts.to(device), scored_from.to(device)))
+        x, y = x.long(), y.long()
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=autocast):
             logits = model(x)
             loss = F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))

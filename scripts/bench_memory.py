@@ -68,7 +68,7 @@ def main() -> None:
         started = time.perf_counter()
         data = TextDataModule(path=str(corpus), seq_len=100, sampling="random")
         encoded = time.perf_counter() - started
-        ids = data.train_set.ids
+        ids = data.train_set.ids  # a view of data.corpus
         print(f"{args.mb} MB corpus: read, vocabulary ({len(data.vocab)} symbols), encoding")
         print(f"  {encoded:.1f} s; train split held as {ids.numel():,} x {ids.dtype}")
         del data, ids

@@ -12,7 +12,8 @@ from seqlab.errors import SettingError
 
 
 def _pairs(dm: TextDataModule, dataset) -> list[tuple[str, str]]:
-    return [(dm.vocab.decode(b.inputs), dm.vocab.decode(b.targets)) for b in dataset]
+    batches = [dm.gather(dataset[i]) for i in range(len(dataset))]
+    return [(dm.vocab.decode(b.inputs[0]), dm.vocab.decode(b.targets[0])) for b in batches]
 
 
 def test_file_gives_the_windows_expected_by_hand(tmp_path: Path):
@@ -31,7 +32,7 @@ def test_file_gives_the_windows_expected_by_hand(tmp_path: Path):
 def test_a_batch_is_one_gather_of_windows():
     dm = TextDataModule(text="hello world", seq_len=4, batch_size=3)
 
-    batch = dm.train_set.__getitems__([0, 2, 6])
+    batch = dm.gather(dm.train_set.__getitems__([0, 2, 6]))
 
     assert [dm.vocab.decode(x) for x in batch.inputs] == ["hell", "llo ", "worl"]
     assert [dm.vocab.decode(y) for y in batch.targets] == ["ello", "lo w", "orld"]
@@ -42,8 +43,9 @@ def test_lesson_validation_scores_every_character_once_with_most_context():
     dm = TextDataModule(text=text, seq_len=10)
 
     scored: dict[int, str] = {}
-    for start, batch in enumerate(dm.val_set):
-        for step, target in enumerate(batch.targets.tolist()):
+    batches = [dm.gather(dm.val_set[i]) for i in range(len(dm.val_set))]
+    for start, batch in enumerate(batches):
+        for step, target in enumerate(batch.targets[0].tolist()):
             if target != IGNORE_INDEX:
                 position = start + step + 1
                 assert position not in scored  # scored once
@@ -51,7 +53,7 @@ def test_lesson_validation_scores_every_character_once_with_most_context():
     assert "".join(scored[i] for i in sorted(scored)) == text[1:]
     # after the first window, each character is scored at a window's last step: 10 characters
     # of context
-    assert all(b.targets[:-1].eq(IGNORE_INDEX).all() for b in list(dm.val_set)[1:])
+    assert all(b.targets[0, :-1].eq(IGNORE_INDEX).all() for b in batches[1:])
 
 
 def test_whole_string_is_one_sequence_without_seq_len():
@@ -62,20 +64,20 @@ def test_whole_string_is_one_sequence_without_seq_len():
 
 
 @pytest.mark.parametrize("seq_len", [10, 1000])
-def test_windows_of_a_1mb_file_share_one_tensor_whatever_seq_len(tmp_path: Path, seq_len: int):
+def test_a_1mb_file_is_held_once_whatever_seq_len(tmp_path: Path, seq_len: int):
     path = tmp_path / "big.txt"
     path.write_text(("the quick brown fox jumps over the lazy dog. " * 23302)[:1_000_000])
 
     dm = TextDataModule(path=str(path), seq_len=seq_len)
 
-    windows, ids = dm.train_set.windows, dm.train_set.ids
-    assert ids.numel() == 900_000 and ids.element_size() == 1  # one byte per character
-    assert windows.data_ptr() == ids.data_ptr()  # a view: no window is copied
-    # train, val and windows all view the one encoded text: memory is the text, not text x seq_len
-    assert windows.untyped_storage().nbytes() == 1_000_000
-    assert dm.val_set.windows.untyped_storage().data_ptr() == ids.untyped_storage().data_ptr()
+    corpus, ids = dm.corpus, dm.train_set.ids
+    assert corpus.numel() == 1_000_000 and corpus.element_size() == 1  # one byte per character
+    # the splits are views of the one encoded text, and a window is only its start: memory is
+    # the text, not text x seq_len
+    assert ids.numel() == 900_000 and ids.data_ptr() == corpus.data_ptr()
+    assert dm.val_set.ids.untyped_storage().data_ptr() == corpus.untyped_storage().data_ptr()
     assert len(dm.train_set) == 900_000 - seq_len
-    batch = dm.train_set.__getitems__(list(range(32)))
+    batch = dm.gather(dm.train_set.__getitems__(list(range(32))))
     assert batch.inputs.shape == (32, seq_len)
 
 
@@ -83,7 +85,7 @@ def test_shuffled_batches_repeat_with_the_seed():
     def first_batch() -> torch.Tensor:
         torch.manual_seed(0)
         dm = TextDataModule(text="if you want to build a ship", seq_len=5, batch_size=4)
-        return next(iter(dm.train_dataloader())).inputs
+        return dm.gather(next(iter(dm.train_dataloader()))).inputs
 
     assert torch.equal(first_batch(), first_batch())
 
@@ -115,11 +117,11 @@ def test_random_windows_are_shifted_pairs_drawn_again_each_epoch(tmp_path: Path)
     loader = dm.train_dataloader()
     text = dm.vocab.decode(dm.train_set.ids)
 
-    first = list(loader)
+    first = [dm.gather(refs) for refs in loader]
     loader.sampler.set_epoch(1)
-    second = list(loader)
+    second = [dm.gather(refs) for refs in loader]
     loader.sampler.set_epoch(0)
-    again = list(loader)
+    again = [dm.gather(refs) for refs in loader]
 
     assert len(first) == dm.steps_per_epoch == len(dm.train_set.ids) // (8 * 12)
     for batch in first:
@@ -141,11 +143,11 @@ def test_no_window_crosses_from_train_into_val_or_test(tmp_path: Path):
     train, val, test = dm.train_set.ids, dm.val_set.ids, dm.test_set.ids
     assert (len(train), len(val), len(test)) == (700, 100, 200)
     assert dm.vocab.decode(torch.cat([train, val, test])) == text  # contiguous, in order
-    last = dm.train_set[len(dm.train_set) - 1]
-    assert dm.vocab.decode(last.targets)[-1] == text[699]  # the train split's last character
+    last = dm.gather(dm.train_set[len(dm.train_set) - 1])
+    assert dm.vocab.decode(last.targets[0])[-1] == text[699]  # the train split's last character
     # back-to-back windows: each starts where the previous one's inputs end
     assert [len(dm.val_set), len(dm.test_set)] == [(100 - 10) // 9 + 1, (200 - 10) // 9 + 1]
-    assert dm.vocab.decode(dm.val_set[0].inputs) == text[700:709]
+    assert dm.vocab.decode(dm.gather(dm.val_set[0]).inputs[0]) == text[700:709]
 
 
 def test_rare_characters_become_unk(tmp_path: Path):

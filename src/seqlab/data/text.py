@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -15,11 +16,20 @@ from seqlab.errors import SettingError, check_choice, check_positive
 SAMPLE_CHARS = 200  # characters of the shown sample: enough to read, cheap to predict each epoch
 
 
+class WindowStarts(NamedTuple):
+    """A batch of windows as positions in the corpus; the corpus on the batch's device turns them
+    into tokens (:meth:`TextDataModule.gather`), so slicing happens there, batched."""
+
+    starts: torch.Tensor  # (B,) position of each window's first character in the corpus
+    scored_from: torch.Tensor  # (B,) first step whose target is scored (0: every step)
+
+
 class Windows(Dataset):
     """Windows of ``seq_len`` inputs and the ``seq_len`` targets one step ahead, every ``stride``.
 
-    Windows are views into the one encoded tensor (``unfold`` copies nothing); only a batch
-    gathered from them is new memory, so memory grows with the text, not with text x seq_len.
+    ``ids`` is a split of the encoded corpus that begins at ``offset``. An item is only where
+    its window starts: no window is ever copied until a batch of them is gathered, so memory
+    grows with the text, not with text x seq_len.
 
     ``score_once`` is for validation: overlapping windows would score a character once per
     window that holds it, mostly with little context. Instead each window scores only the
@@ -29,31 +39,33 @@ class Windows(Dataset):
     """
 
     def __init__(
-        self, ids: torch.Tensor, seq_len: int, stride: int = 1, score_once: bool = False
+        self,
+        ids: torch.Tensor,
+        seq_len: int,
+        offset: int = 0,
+        stride: int = 1,
+        score_once: bool = False,
     ) -> None:
-        self.ids, self.seq_len, self.stride, self.score_once = ids, seq_len, stride, score_once
-        self.windows = ids.unfold(0, seq_len + 1, stride)  # (N, T + 1) view of ids
+        self.ids, self.seq_len, self.offset = ids, seq_len, offset
+        self.stride, self.score_once = stride, score_once
 
     def __len__(self) -> int:
-        return self.windows.size(0)
+        return (len(self.ids) - self.seq_len - 1) // self.stride + 1
 
-    def __getitem__(self, index: int) -> Batch:
-        batch = self.__getitems__([index])
-        return Batch(batch.inputs[0], batch.targets[0])
+    def __getitem__(self, index: int) -> WindowStarts:
+        return self.__getitems__([index])
 
-    def __getitems__(self, indices: list[int]) -> Batch:
-        # the DataLoader asks for a whole batch at once: one gather instead of B slices + stack
+    def __getitems__(self, indices: list[int]) -> WindowStarts:
+        # the DataLoader asks for a whole batch at once
         index = torch.as_tensor(indices)
-        windows = self.windows[index]  # (B, T + 1)
-        inputs, targets = windows[:, :-1], windows[:, 1:]
+        scored_from = torch.zeros_like(index)
         if self.score_once:
-            seen = torch.arange(self.seq_len) < self.seq_len - self.stride  # (T,)
-            targets = targets.long().masked_fill((index > 0)[:, None] & seen, IGNORE_INDEX)
-        return Batch(inputs, targets)
+            scored_from[index > 0] = self.seq_len - self.stride
+        return WindowStarts(self.offset + index * self.stride, scored_from)
 
 
-def _as_batch(batch: Batch) -> Batch:
-    return batch  # ``Windows.__getitems__`` already returns the collated batch
+def _as_batch(batch: WindowStarts) -> WindowStarts:
+    return batch  # ``Windows.__getitems__`` already returns the whole batch
 
 
 def read_text(path: str) -> str:
@@ -73,19 +85,18 @@ def read_text(path: str) -> str:
 class RandomWindows(Dataset):
     """Whole batches of windows at random offsets, drawn anew for every step (nanoGPT's way).
 
-    The DataLoader hands each step a seed (:class:`StepSeeds`); the batch is the windows at
-    ``batch_size`` offsets drawn from it, gathered from the one encoded tensor.
+    The DataLoader hands each step a seed (:class:`StepSeeds`); the batch is ``batch_size``
+    window starts drawn from it in the split of ``ids`` that begins at ``offset``.
     """
 
-    def __init__(self, ids: torch.Tensor, seq_len: int, batch_size: int) -> None:
-        self.ids, self.batch_size = ids, batch_size
-        self.windows = ids.unfold(0, seq_len + 1, 1)  # (N, T + 1) view of ids
+    def __init__(self, ids: torch.Tensor, seq_len: int, batch_size: int, offset: int = 0) -> None:
+        self.ids, self.seq_len, self.batch_size, self.offset = ids, seq_len, batch_size, offset
 
-    def __getitem__(self, seed: int) -> Batch:
+    def __getitem__(self, seed: int) -> WindowStarts:
         generator = torch.Generator().manual_seed(seed)
-        offsets = torch.randint(len(self.windows), (self.batch_size,), generator=generator)
-        windows = self.windows[offsets]  # (B, T + 1)
-        return Batch(windows[:, :-1], windows[:, 1:])
+        count = len(self.ids) - self.seq_len  # windows that fit in the split
+        starts = torch.randint(count, (self.batch_size,), generator=generator)
+        return WindowStarts(self.offset + starts, torch.zeros_like(starts))
 
 
 class StepSeeds(Sampler[int]):
@@ -166,10 +177,11 @@ class TextDataModule(SeqDataModule):
         ids = self.vocab.encode(text, unknown="unk")  # the whole text, once
         self.class_names = list(self.vocab.tokens)
 
+        self.corpus = ids
         if path is None:
-            train, val, test = ids, ids, None
+            (train, val, test), starts = (ids, ids, None), (0, 0, 0)
         else:
-            train, val, test = _split(ids, val_fraction, test_fraction)
+            (train, val, test), starts = _split(ids, val_fraction, test_fraction)
         self.seq_len = len(train) - 1 if seq_len is None else seq_len
         parts = {"text" if path is None else "train split": train, "val split": val}
         if test is not None:
@@ -178,23 +190,39 @@ class TextDataModule(SeqDataModule):
         if not 1 <= self.seq_len < shortest:
             raise SettingError("seq_len", seq_len, f"expected 1 <= seq_len < {shortest} ({part})")
 
+        at_train, at_val, at_test = starts
         if sampling == "random":
-            self.train_set = RandomWindows(train, self.seq_len, batch_size)
+            self.train_set = RandomWindows(train, self.seq_len, batch_size, at_train)
             self.steps_per_epoch = steps_per_epoch or max(
                 len(train) // (batch_size * self.seq_len), 1
             )
         else:
-            self.train_set = Windows(train, self.seq_len, stride=stride)
+            self.train_set = Windows(train, self.seq_len, at_train, stride=stride)
         if path is None:  # the lesson's way: every window, scored as one stitched prediction
-            self.val_set = Windows(train, self.seq_len, score_once=True)
-        else:
-            self.val_set = Windows(val, self.seq_len, stride=self.seq_len, score_once=True)
+            self.val_set = Windows(train, self.seq_len, at_train, score_once=True)
+        else:  # back-to-back windows: fixed, every character scored once
+            self.val_set = Windows(val, self.seq_len, at_val, self.seq_len, score_once=True)
         if test is not None:
-            self.test_set = Windows(test, self.seq_len, stride=self.seq_len, score_once=True)
+            self.test_set = Windows(test, self.seq_len, at_test, self.seq_len, score_once=True)
+        self._corpus_on: dict[torch.device, torch.Tensor] = {}
 
         shown = self.vocab.decode(val[: SAMPLE_CHARS + 1])
         self.samples = [Sample(shown[:-1], shown[1:])]
         self.sample_window = self.seq_len
+
+    def gather(self, refs: WindowStarts) -> Batch:
+        """The windows at ``refs``, gathered from a copy of the corpus on their device."""
+        device = refs.starts.device
+        if device not in self._corpus_on:  # copied once per device: e.g. 100 MB to the GPU
+            self._corpus_on[device] = self.corpus.to(device)
+        steps = torch.arange(self.seq_len + 1, device=device)
+        windows = self._corpus_on[device][refs.starts[:, None] + steps]  # (B, T + 1)
+        unscored = steps[:-1] < refs.scored_from[:, None]  # (B, T); no host sync on a GPU
+        targets = windows[:, 1:].long().masked_fill(unscored, IGNORE_INDEX)
+        return Batch(windows[:, :-1], targets)
+
+    def on_after_batch_transfer(self, batch: WindowStarts, dataloader_idx: int) -> Batch:
+        return self.gather(batch)
 
     def train_dataloader(self) -> DataLoader:
         if self.sampling == "stride":
@@ -211,8 +239,9 @@ SAMPLINGS = ("stride", "random")
 
 def _split(
     ids: torch.Tensor, val_fraction: float, test_fraction: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Contiguous train / val / test views of ``ids``: no window crosses from one to another."""
+) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None], tuple[int, int, int]]:
+    """Contiguous train / val / test views of ``ids`` and where each starts: no window crosses
+    from one into another."""
     if not 0 < val_fraction < 1:
         raise SettingError("val_fraction", val_fraction, "expected 0 < val_fraction < 1")
     if not 0 <= test_fraction < 1 - val_fraction:
@@ -222,4 +251,5 @@ def _split(
     n_test = int(n * test_fraction)
     n_val = max(int(n * val_fraction), 1)
     train_end, val_end = n - n_val - n_test, n - n_test
-    return ids[:train_end], ids[train_end:val_end], ids[val_end:] if n_test else None
+    splits = ids[:train_end], ids[train_end:val_end], ids[val_end:] if n_test else None
+    return splits, (0, train_end, val_end)
