@@ -18,6 +18,7 @@ __all__ = [
     "NEXT_TOKEN",
     "TASKS",
     "Batch",
+    "EpochSeeded",
     "EpochShuffle",
     "Sample",
     "SeqDataModule",
@@ -40,8 +41,8 @@ class Sample:
     target: str  # the expected output: the shifted string, or the class name
 
 
-class EpochShuffle(Sampler[int]):
-    """A new order every epoch that depends on the seed and the epoch number only.
+class EpochSeeded(Sampler[int]):
+    """A sampler whose order depends on the run's seed and the epoch number only.
 
     A run resumed from a checkpoint therefore sees the same batches as one that was never
     stopped. Lightning calls ``set_epoch`` before each epoch, as it does for DistributedSampler.
@@ -53,12 +54,18 @@ class EpochShuffle(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+    def generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed + self.epoch)
 
     def __len__(self) -> int:
         return self.size
+
+
+class EpochShuffle(EpochSeeded):
+    """The dataset's indices in a new order every epoch."""
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(torch.randperm(self.size, generator=self.generator()).tolist())
 
 
 class SeqDataModule(pl.LightningDataModule):

@@ -7,9 +7,16 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from seqlab.data.base import IGNORE_INDEX, NEXT_TOKEN, Batch, Sample, SeqDataModule
+from seqlab.data.base import (
+    IGNORE_INDEX,
+    NEXT_TOKEN,
+    Batch,
+    EpochSeeded,
+    Sample,
+    SeqDataModule,
+)
 from seqlab.data.vocab import UNK, Vocab
 from seqlab.errors import SettingError, check_choice, check_positive
 
@@ -99,22 +106,11 @@ class RandomWindows(Dataset):
         return WindowStarts(self.offset + starts, torch.zeros_like(starts))
 
 
-class StepSeeds(Sampler[int]):
-    """One seed per step of an epoch, from the run's seed and the epoch alone: a resumed run
-    draws the same batches as one that never stopped. Lightning calls ``set_epoch``."""
-
-    def __init__(self, steps: int, seed: int) -> None:
-        self.steps, self.seed, self.epoch = steps, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+class StepSeeds(EpochSeeded):
+    """One seed per step of an epoch, for :class:`RandomWindows`."""
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randint(2**62, (self.steps,), generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.steps
+        return iter(torch.randint(2**62, (self.size,), generator=self.generator()).tolist())
 
 
 class TextDataModule(SeqDataModule):
