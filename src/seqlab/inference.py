@@ -46,7 +46,8 @@ def classify(
     net: RecurrentNet, vocab: Vocab, class_names: Sequence[str], texts: Sequence[str]
 ) -> list[tuple[str, float]]:
     """The predicted class name and its probability for each text, in one padded batch."""
-    sequences = [vocab.encode(text).long() for text in texts]
+    # an unseen word is <unk> where the vocabulary has one (a word model); else an error
+    sequences = [vocab.encode(text, unknown="unk").long() for text in texts]
     lengths = torch.tensor([len(s) for s in sequences])
     pad = vocab.pad_index if vocab.pad_index is not None else 0
     inputs = pad_sequence(sequences, batch_first=True, padding_value=pad).to(_device(net))

@@ -60,6 +60,7 @@ class SeqModule(pl.LightningModule):
         encoding: str = "onehot",
         embedding_dim: int = 16,
         head: str = "fc",
+        pooling: str = "last",
         optimizer: str = "adam",
         lr: float = 0.01,
         weight_decay: float = 0.0,
@@ -88,6 +89,7 @@ class SeqModule(pl.LightningModule):
             encoding=encoding,
             embedding_dim=embedding_dim,
             head=head,
+            pooling=pooling,
         )
         self.train_loss, self.train_acc = self._loss_and_accuracy()
         self.val_loss, self.val_acc = self._loss_and_accuracy()

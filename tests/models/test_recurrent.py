@@ -6,10 +6,11 @@ import torch
 from seqlab.models import RecurrentNet
 
 
+@pytest.mark.parametrize("pooling", ["last", "max", "mean"])
 @pytest.mark.parametrize("encoding", ["onehot", "embedding"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_padding_does_not_change_a_sequences_prediction(cell, bidirectional, encoding):
+def test_padding_does_not_change_a_sequences_prediction(cell, bidirectional, encoding, pooling):
     torch.manual_seed(0)
     net = RecurrentNet(
         vocab_size=6,
@@ -21,6 +22,7 @@ def test_padding_does_not_change_a_sequences_prediction(cell, bidirectional, enc
         encoding=encoding,
         num_layers=2,
         hidden_size=8,
+        pooling=pooling,
     ).eval()
     short = torch.tensor([[3, 1, 4]])
     batch = torch.tensor([[3, 1, 4, 0, 0], [5, 2, 1, 5, 3]])  # the short one padded with 0
@@ -77,3 +79,17 @@ def test_packed_and_unpacked_passes_agree_on_unpadded_sequences(cell):
     packed, _ = net(tokens, lengths=torch.tensor([9, 9, 9]))
 
     torch.testing.assert_close(packed, unpacked)
+
+
+def test_max_and_mean_pooling_summarise_the_outputs_over_time():
+    torch.manual_seed(0)
+    kwargs = dict(vocab_size=5, num_outputs=4, many_to_one=True, hidden_size=4, head="none")
+    tokens = torch.randint(0, 5, (2, 6))
+    net_max = RecurrentNet(**kwargs, pooling="max").eval()
+    net_mean = RecurrentNet(**kwargs, pooling="mean").eval()
+    net_mean.load_state_dict(net_max.state_dict())
+
+    outputs, _ = net_max.rnn(net_max.encode(tokens))  # (B, T, H)
+
+    torch.testing.assert_close(net_max(tokens)[0], outputs.amax(dim=1))
+    torch.testing.assert_close(net_mean(tokens)[0], outputs.mean(dim=1))

@@ -15,6 +15,8 @@ IMPLS = ("torch", "scratch")
 NONLINEARITIES = ("tanh", "relu")
 ENCODINGS = ("onehot", "embedding")
 HEADS = ("fc", "none")
+# many-to-one: what represents a sequence: the final states, or the outputs' max or mean over time
+POOLINGS = ("last", "max", "mean")
 
 # nn.RNN and nn.GRU carry h; nn.LSTM carries (h, c). Code outside this file passes it through.
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -56,6 +58,7 @@ class RecurrentNet(nn.Module):
         encoding: str = "onehot",
         embedding_dim: int = 16,
         head: str = "fc",
+        pooling: str = "last",
     ) -> None:
         super().__init__()
         check_choice("cell", cell, CELLS)
@@ -67,6 +70,7 @@ class RecurrentNet(nn.Module):
             )
         check_choice("encoding", encoding, ENCODINGS)
         check_choice("head", head, HEADS)
+        check_choice("pooling", pooling, POOLINGS)
         check_positive("hidden_size", hidden_size)
         check_positive("num_layers", num_layers)
         if encoding == "embedding":
@@ -84,11 +88,14 @@ class RecurrentNet(nn.Module):
             raise SettingError("hidden_size", hidden_size, need)
 
         self.vocab_size, self.num_outputs = vocab_size, num_outputs
-        self.many_to_one = many_to_one
+        self.many_to_one, self.pooling = many_to_one, pooling
         self.num_layers, self.directions, self.hidden_size = num_layers, directions, hidden_size
         if encoding == "embedding":
             # the pad row stays zero and gets no gradient; packing keeps it from the RNN anyway
             self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
+            # dropout on the looked-up vectors too (word_language_model's way): a large
+            # embedding table is where a small data set is overfitted first
+            self.embedding_dropout = nn.Dropout(dropout)
             input_size = embedding_dim
         else:
             self.embedding = None
@@ -113,7 +120,7 @@ class RecurrentNet(nn.Module):
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         tokens = tokens.long()  # ids arrive in the corpus's compact dtype
         if self.embedding is not None:
-            return self.embedding(tokens)  # (B, T, E)
+            return self.embedding_dropout(self.embedding(tokens))  # (B, T, E)
         # built on the batch's device, in one op: nothing per sample on the CPU
         return F.one_hot(tokens, self.vocab_size).float()  # (B, T, V)
 
@@ -140,13 +147,23 @@ class RecurrentNet(nn.Module):
             # padded in a batch, and h_n holds each sequence's last real step
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, state = self.rnn(packed, state)
-        if self.many_to_one:
+        if isinstance(out, PackedSequence) and not (self.many_to_one and self.pooling == "last"):
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
+        if not self.many_to_one:
+            return self.head(out), state  # (B, T, D * H) -> (B, T, C)
+        if self.pooling == "last":
             h_n = state[0] if isinstance(state, tuple) else state  # (L * D, B, H)
             # last layer, both directions: forward saw every step, backward ended at step 0
             last = h_n.view(self.num_layers, self.directions, batch, self.hidden_size)[-1]
             features = last.transpose(0, 1).reshape(batch, -1)  # (B, D * H)
         else:
-            if isinstance(out, PackedSequence):
-                out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
-            features = out  # (B, T, D * H)
+            # (B, T, 1): the real steps; padded ones take no part in the pooling
+            real = torch.ones(batch, steps, 1, dtype=torch.bool, device=out.device)
+            if lengths is not None:
+                step = torch.arange(steps, device=out.device)
+                real = (step < lengths.to(out.device)[:, None])[..., None]
+            if self.pooling == "max":
+                features = out.masked_fill(~real, float("-inf")).amax(dim=1)  # (B, D * H)
+            else:
+                features = (out * real).sum(dim=1) / real.sum(dim=1)  # (B, D * H)
         return self.head(features), state
