@@ -35,6 +35,10 @@ def _required_data(tmp_path: Path, data: str) -> list[str]:
         corpus = tmp_path / "corpus.txt"
         corpus.write_text("to be, or not to be, that is the question\n" * 40)
         return [f"data.path={corpus}"]
+    if data == "sentences":
+        for split in ("train", "dev"):
+            (tmp_path / f"{split}.tsv").write_text("label\tsentence\n1\tgood film\n0\tbad film\n")
+        return [f"data.dir={tmp_path}"]
     return []
 
 

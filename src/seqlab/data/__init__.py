@@ -2,6 +2,7 @@
 
 from seqlab.data.base import CLASSIFY, NEXT_TOKEN, TASKS, Batch, Sample, SeqDataModule
 from seqlab.data.labelled import LabelledTextDataModule
+from seqlab.data.sentences import SentencesDataModule
 from seqlab.data.text import TextDataModule
 from seqlab.data.vocab import PAD, UNK, Vocab
 
@@ -14,6 +15,7 @@ __all__ = [
     "Batch",
     "LabelledTextDataModule",
     "Sample",
+    "SentencesDataModule",
     "SeqDataModule",
     "TextDataModule",
     "Vocab",
