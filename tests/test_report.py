@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import QUIET, compose_train, run_script
 
-from seqlab.metrics import VAL_LOSS
+from seqlab.metrics import VAL_ACC, VAL_LOSS
 from seqlab.report import collect, main, report_figure, sort_jobs, val_loss_curve
 from seqlab.train import train
 
@@ -163,6 +163,56 @@ def test_a_dir_without_jobs_is_one_error_line_and_nothing_written(
 
     assert capsys.readouterr().err.splitlines() == [f"error: {path}: {problem}"]
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def fake_job(sweep: Path, overrides: list[str], status: str, best: dict[str, float]) -> None:
+    """A job dir as a sweep of experiment=memory leaves it, without the training."""
+    job = sweep / ",".join(overrides)
+    write_overrides(job, overrides)
+    summary = {"status": status, "optimized_metric": VAL_ACC, "best": best, "final": best}
+    (job / "metrics.json").write_text(json.dumps(summary))
+
+
+def test_two_varied_settings_get_a_grid_of_the_best_optimized_metric(tmp_path, capsys):
+    sweep = tmp_path / "multirun"
+    accuracy = {
+        ("rnn", "5"): 1.0, ("rnn", "20"): 0.62, ("rnn", "100"): 0.26,
+        ("lstm", "5"): 1.0, ("lstm", "20"): 1.0, ("lstm", "100"): 0.98,
+        ("gru", "5"): 1.0, ("gru", "20"): 0.99,
+    }  # fmt: skip
+    for (model, distance), acc in accuracy.items():
+        # val/loss ranks them otherwise: the grid must show the optimised val/acc
+        best = {VAL_ACC: acc, VAL_LOSS: acc}
+        fake_job(sweep, [f"model={model}", f"data.distance={distance}"], "completed", best)
+    fake_job(sweep, ["model=gru", "data.distance=100"], "failed", {})
+
+    assert main([str(sweep)]) == 0
+
+    markdown = (sweep / "report.md").read_text().splitlines()
+    start = markdown.index(f"## Best {VAL_ACC}: data.distance x model")
+    # distances by size, not as strings; model (fewer values) across
+    assert markdown[start + 2 : start + 7] == [
+        "| data.distance \\ model | gru | lstm | rnn |",
+        "|---|---:|---:|---:|",
+        "| 5 | 1.0000 | 1.0000 | 1.0000 |",
+        "| 20 | 0.9900 | 1.0000 | 0.6200 |",
+        "| 100 | failed | 0.9800 | 0.2600 |",
+    ]
+    console = capsys.readouterr().out
+    assert f"best {VAL_ACC}: data.distance x model" in console
+    [row] = [line for line in console.splitlines() if "0.9800" in line and "failed" in line]
+    assert [cell.strip() for cell in row.split("│")[1:5]] == ["100", "failed", "0.9800", "0.2600"]
+
+
+def test_one_varied_setting_gets_no_grid(tmp_path, capsys):
+    sweep = tmp_path / "multirun"
+    for model in ("rnn", "lstm"):
+        fake_job(sweep, [f"model={model}", "data.distance=5"], "completed", {VAL_ACC: 1.0})
+
+    assert main([str(sweep)]) == 0
+
+    assert "## Best" not in (sweep / "report.md").read_text()
+    assert " x " not in capsys.readouterr().out
 
 
 def test_report_script_exits_2_on_a_missing_path(tmp_path):

@@ -1,5 +1,6 @@
 """`python scripts/report.py SWEEP_DIR`: every job of a sweep in report.md, .csv and .png,
-read from what each job left: metrics.json, .hydra/overrides.yaml and TensorBoard events."""
+read from what each job left: metrics.json, .hydra/overrides.yaml and TensorBoard events.
+A sweep over exactly two settings also gets a grid of its best metric, one setting per axis."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -163,8 +165,19 @@ def write_markdown(jobs: list[JobRecord], columns: list[str], metric: str, path:
         "|" + "|".join(rule) + "|",
         *(line([_cell(c, row.get(c)) for c in columns]) for row in rows),
         "",
-        f"![{VAL_LOSS} curves and best {metric} per job](report.png)",
     ]
+    pivot = pivot_table(jobs, metric)
+    if pivot:
+        header, *grid = _pivot_rows(pivot)
+        text += [
+            f"## Best {metric}: {pivot.row_key} x {pivot.column_key}",
+            "",
+            line(header),
+            "|" + "---|" + "---:|" * len(pivot.columns),
+            *(line(cells) for cells in grid),
+            "",
+        ]
+    text.append(f"![{VAL_LOSS} curves and best {metric} per job](report.png)")
     path.write_text("\n".join(text) + "\n")
 
 
@@ -187,7 +200,21 @@ def print_table(jobs: list[JobRecord], metric: str) -> None:
     for job, cells in zip(jobs, named, strict=True):
         cells += [_cell(m, job.best.get(m)) for m in metrics] + [_cell("epochs", job.epochs)]
         cells += [job.status, _cell("error", job.error)] if errors else [job.status]
-        table.add_row(*cells)
+        table.add_row(*map(escape, cells))  # a value like [classify] is text, not markup
+    Console().print(table)
+
+
+def print_pivot(jobs: list[JobRecord], metric: str) -> None:
+    pivot = pivot_table(jobs, metric)
+    if pivot is None:
+        return
+    header, *grid = _pivot_rows(pivot)
+    title = f"best {metric}: {pivot.row_key} x {pivot.column_key}"
+    table = Table(header[0], title=title, title_justify="left")
+    for column in header[1:]:
+        table.add_column(column, justify="right", no_wrap=True)
+    for cells in grid:
+        table.add_row(*map(escape, cells))  # a value like [classify] is text, not markup
     Console().print(table)
 
 
@@ -231,6 +258,55 @@ def short_labels(jobs: list[JobRecord]) -> list[str]:
     if keys == ["job"]:
         return [row[0] for row in cells]
     return [",".join(f"{k}={v}" for k, v in zip(keys, row, strict=True) if v) for row in cells]
+
+
+@dataclass
+class Pivot:
+    """Each job's best metric on a grid: rows by one varied key's values, columns by the other's."""
+
+    row_key: str
+    column_key: str
+    rows: list[str]
+    columns: list[str]
+    cells: dict[tuple[str, str], str]  # (row value, column value) -> the best value or a status
+
+
+def _in_order(values: set[str]) -> list[str]:
+    # numbers by size (distance 5, 20, 100), words alphabetically
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def pivot_table(jobs: list[JobRecord], metric: str) -> Pivot | None:
+    """The grid of best ``metric`` when exactly two override keys vary across the jobs, else None.
+
+    The key with fewer values gives the columns (the first key on a tie), so the table stays
+    narrow. A cell with no value shows why: the job's status (failed, missing, ...).
+    """
+    keys = varying_keys(jobs)
+    if len(keys) != 2:
+        return None
+    values = {key: _in_order({job.overrides.get(key, "") for job in jobs}) for key in keys}
+    column_key, row_key = sorted(keys, key=lambda key: len(values[key]))
+    cells: dict[tuple[str, str], str] = {}
+    for job in sort_jobs(jobs, metric):  # best first: a pair run twice shows its better run
+        pair = (job.overrides.get(row_key, ""), job.overrides.get(column_key, ""))
+        if job.status not in UNRANKED and metric in job.best:
+            cells.setdefault(pair, _cell(metric, job.best[metric]))
+        else:
+            cells.setdefault(pair, job.status)
+    return Pivot(row_key, column_key, values[row_key], values[column_key], cells)
+
+
+def _pivot_rows(pivot: Pivot) -> list[list[str]]:
+    header = [f"{pivot.row_key} \\ {pivot.column_key}", *map(_short, pivot.columns)]
+    rows = [
+        [_short(row), *(pivot.cells.get((row, column), "") for column in pivot.columns)]
+        for row in pivot.rows
+    ]
+    return [header, *rows]
 
 
 def _spans_decades(values: list[float]) -> bool:
@@ -318,5 +394,6 @@ def main(argv: list[str] | None = None) -> int:
     report_figure(jobs, metric).savefig(out / "report.png", dpi=100)
 
     print_table(jobs, metric)
+    print_pivot(jobs, metric)
     Console().print(f"report.md, report.csv, report.png in {os.path.relpath(out)}", soft_wrap=True)
     return 0

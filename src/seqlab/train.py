@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from seqlab.callbacks.predictions import LessonPredictions, prediction_rows
@@ -156,7 +157,7 @@ def _print_result(result: RunResult) -> None:
         header, *rows = prediction_rows(result.predictions)
         table = Table(*header, title="final prediction", title_justify="left")
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(escape, row))  # text like "[x]" is not rich markup
         console.print(table)
     shown = [m for m in METRICS if m in result.final]
     # soft_wrap: long lines stay whole, so a path can be copied from the terminal

@@ -1,0 +1,246 @@
+"""Pictures of what the RNN holds: its hidden state and LSTM gates at each character of a lesson
+sample, and the learned embeddings in TensorBoard's projector.
+
+:func:`unroll` runs a network one step at a time with its own weights and the cells of
+``seqlab.models.scratch``, for torch's modules and the scratch twins alike (they hold the same
+weights under the same names); the gradient-flow callback uses it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from pytorch_lightning.loggers import TensorBoardLogger
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.tensorboard import SummaryWriter
+
+from seqlab.errors import check_positive
+from seqlab.models import RecurrentNet, ScratchLSTM, ScratchRecurrent
+from seqlab.models.scratch import ACTIVATIONS, CellState, gru_cell, lstm_cell, rnn_cell
+
+# TensorBoard tags, named once
+HIDDEN_TAG = "hidden/states"
+GATES_TAG = "hidden/lstm_gates"
+EMBEDDING_TAG = "embeddings"
+
+# torch stacks an LSTM's gate rows in this order: i, f, g, o
+LSTM_GATES = ("i", "f", "g", "o")
+# a token a user can see on an axis or in a one-line-per-token TSV
+VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥"}
+
+Step = Callable[[torch.Tensor, CellState, torch.Tensor, torch.Tensor | None], CellState]
+
+
+@dataclass
+class Unrolled:
+    scores: torch.Tensor  # (B, C): at each sequence's last real step, or of the whole sequence
+    outputs: torch.Tensor  # (B, T, D * H): the top layer's output (h_t of both directions)
+    hidden: list[torch.Tensor]  # T x (B, H): the top layer's forward h_t, each a graph node
+    gates: torch.Tensor | None  # (B, 4, H, T): LSTM i, f, g, o of the top layer's forward
+
+
+def cell_step(rnn: nn.Module) -> Step:
+    """One step of ``rnn``'s cell, from the lesson's equations."""
+    if isinstance(rnn, ScratchRecurrent):
+        return rnn.cell
+    if isinstance(rnn, nn.LSTM):
+        return lstm_cell
+    if isinstance(rnn, nn.GRU):
+        return gru_cell
+    return partial(rnn_cell, activation=ACTIVATIONS[rnn.nonlinearity])
+
+
+def lstm_gates(
+    gx: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor | None
+) -> torch.Tensor:
+    """(B, 4, H): the gates lstm_cell computes from the same pre-activations."""
+    gi, gf, gg, go = (gx + F.linear(h, w_hh, b_hh)).chunk(4, dim=-1)
+    return torch.stack([gi.sigmoid(), gf.sigmoid(), gg.tanh(), go.sigmoid()], dim=1)
+
+
+def unroll(
+    net: RecurrentNet,
+    tokens: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    gates: bool = False,
+) -> Unrolled:
+    """``net``'s forward pass written out step by step, as in eval mode (no dropout).
+
+    tokens: (B, T) ids; lengths: (B,) real lengths of a padded batch, or None. The scores are
+    ``net``'s own: for a next-token model those of each sequence's last real step. ``gates``:
+    also the LSTM gates of the top layer's forward direction (without gradient).
+    """
+    rnn, step = net.rnn, cell_step(net.rnn)
+    carries_cell = isinstance(rnn, nn.LSTM | ScratchLSTM)
+    batch, steps = tokens.shape
+    real = None  # (B, T): True at a sequence's real steps
+    if lengths is not None:
+        real = torch.arange(steps, device=tokens.device) < lengths.to(tokens.device)[:, None]
+    x = net.encode(tokens)  # (B, T, I)
+    hidden: list[torch.Tensor] = []
+    gate_steps: list[torch.Tensor] = []
+    for layer in range(net.num_layers):
+        outputs, finals = [], []
+        for direction, suffix in enumerate(("", "_reverse")[: net.directions]):
+            name = f"l{layer}{suffix}"
+            w_hh = getattr(rnn, f"weight_hh_{name}")
+            b_ih = getattr(rnn, f"bias_ih_{name}") if rnn.bias else None
+            b_hh = getattr(rnn, f"bias_hh_{name}") if rnn.bias else None
+            gx = F.linear(x, getattr(rnn, f"weight_ih_{name}"), b_ih)  # (B, T, G * H)
+            zeros = x.new_zeros(batch, net.hidden_size)
+            state: CellState = (zeros, zeros) if carries_cell else (zeros,)
+            top_forward = layer == net.num_layers - 1 and direction == 0
+            out: list[torch.Tensor] = [zeros] * steps  # (B, H) per step, in time order
+            for t in reversed(range(steps)) if direction else range(steps):
+                if top_forward and gates and carries_cell:
+                    with torch.no_grad():
+                        gate_steps.append(lstm_gates(gx[:, t], state[0], w_hh, b_hh))
+                new = step(gx[:, t], state, w_hh, b_hh)
+                if top_forward:
+                    hidden.append(new[0])
+                if real is not None:
+                    # a padded step keeps the state, as packing does (see ScratchRecurrent)
+                    keep = real[:, t, None]  # (B, 1)
+                    new = tuple(torch.where(keep, n, s) for n, s in zip(new, state, strict=True))
+                out[t] = new[0]
+                state = new
+            outputs.append(torch.stack(out, dim=1))  # (B, T, H)
+            finals.append(state[0])  # forward: at the last real step; backward: at step 0
+        x = torch.cat(outputs, dim=-1)  # (B, T, D * H)
+    if net.many_to_one:
+        features = torch.cat(finals, dim=-1)  # (B, D * H), as RecurrentNet reads h_n
+    else:
+        last = torch.full((batch,), steps - 1) if lengths is None else lengths.long() - 1
+        features = x[torch.arange(batch, device=x.device), last.to(x.device)]  # (B, D * H)
+    return Unrolled(
+        scores=net.head(features),
+        outputs=x,
+        hidden=hidden,
+        gates=torch.stack(gate_steps, dim=-1) if gate_steps else None,
+    )
+
+
+def tensorboard_writers(trainer: pl.Trainer) -> list[SummaryWriter]:
+    """The run's TensorBoard writers; none off rank zero, so only rank zero logs."""
+    if not trainer.is_global_zero:
+        return []
+    return [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+
+
+def figure_image(figure: Figure) -> np.ndarray:
+    """(H, W, 3) uint8 pixels of ``figure``, drawn on the Agg canvas (no pyplot, no display)."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def margined_figure(width: float, height: float, left: float = 0.7, right: float = 0.2) -> Figure:
+    """A ``width`` x ``height`` inch figure with fixed margins (inches) around its one axes.
+
+    No layout engine: constrained layout measures every label again on each draw and would
+    triple a picture's cost, paid every few epochs.
+    """
+    figure = Figure(figsize=(width, height), dpi=80)
+    margins = {"left": left, "right": right, "bottom": 0.45, "top": 0.35}
+    figure.subplots_adjust(
+        left=margins["left"] / width,
+        right=1 - margins["right"] / width,
+        bottom=margins["bottom"] / height,
+        top=1 - margins["top"] / height,
+    )
+    return figure
+
+
+def visible(token: str) -> str:
+    return VISIBLE.get(token, token)
+
+
+def heat_map(
+    values: np.ndarray,
+    labels: list[str],
+    title: str,
+    limit: float = 1.0,
+    bands: Sequence[str] = (),
+) -> Figure:
+    """(units, T) ``values`` as a heat map in (-limit, limit), ``labels`` along the time axis.
+
+    ``bands``: names of equal bands of rows (an LSTM's four gates), marked on the y axis.
+    """
+    units, steps = values.shape
+    # inches: a readable column per token and a visible row per unit, within a screen
+    figure = margined_figure(min(4 + 0.16 * steps, 16), min(1.5 + 0.04 * units, 8), right=0.6)
+    ax = figure.subplots()
+    image = ax.imshow(values, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit)
+    figure.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+    ax.set_title(title, fontsize="small")
+    ax.set_xticks(range(steps), [visible(label) for label in labels], fontsize="small")
+    if bands:
+        rows = units // len(bands)
+        for band in range(1, len(bands)):
+            ax.axhline(band * rows - 0.5, color="black", linewidth=1)
+        ax.set_yticks([(band + 0.5) * rows - 0.5 for band in range(len(bands))], bands)
+    else:
+        ax.set_ylabel("unit")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return figure
+
+
+class HiddenStates(pl.Callback):
+    """Every ``every_n_epochs`` validation epochs: heat maps (units x time) of the top layer's
+    hidden state, and for an LSTM of its gates, while it reads the DataModule's first lesson
+    sample (its first ``max_tokens`` tokens). At the end of training an embedding model's
+    token embeddings go to TensorBoard's projector, the vocabulary as their labels.
+
+    Logs to TensorBoard only; without a TensorBoard logger it does nothing.
+    """
+
+    def __init__(self, every_n_epochs: int = 50, max_tokens: int = 60) -> None:
+        check_positive("every_n_epochs", every_n_epochs)
+        check_positive("max_tokens", max_tokens)
+        self.every_n_epochs, self.max_tokens = every_n_epochs, max_tokens
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        writers = tensorboard_writers(trainer)
+        if not writers:
+            return
+        ids = pl_module.vocab.encode(trainer.datamodule.samples[0].text)[: self.max_tokens]
+        labels = [pl_module.vocab.tokens[i] for i in ids.tolist()]
+        with torch.no_grad():
+            unrolled = unroll(pl_module.net, ids[None].long().to(pl_module.device), gates=True)
+        states = unrolled.outputs[0].T.cpu().numpy()  # (D * H, T)
+        limit = max(1.0, float(np.abs(states).max()))  # tanh keeps h in (-1, 1); relu may not
+        both = " (forward units, then backward)" if pl_module.net.directions == 2 else ""
+        pictures = {HIDDEN_TAG: heat_map(states, labels, f"top layer's h_t{both}", limit)}
+        if unrolled.gates is not None:
+            gates = unrolled.gates[0].flatten(0, 1).cpu().numpy()  # (4 * H, T): i, f, g, o
+            forward = " (forward direction)" if pl_module.net.directions == 2 else ""
+            title = f"LSTM gates, top layer{forward}: i f o in (0, 1), g in (-1, 1)"
+            pictures[GATES_TAG] = heat_map(gates, labels, title, bands=LSTM_GATES)
+        for tag, figure in pictures.items():
+            image = figure_image(figure)
+            for writer in writers:
+                writer.add_image(tag, image, trainer.global_step, dataformats="HWC")
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        embedding = pl_module.net.embedding
+        if embedding is None:  # one-hot inputs: nothing learned to show
+            return
+        tokens = [visible(token) for token in pl_module.vocab.tokens]
+        for writer in tensorboard_writers(trainer):
+            writer.add_embedding(
+                embedding.weight.detach().cpu(),
+                metadata=tokens,
+                global_step=trainer.global_step,
+                tag=EMBEDDING_TAG,
+            )
