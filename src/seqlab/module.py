@@ -61,6 +61,7 @@ class SeqModule(pl.LightningModule):
         embedding_dim: int = 16,
         head: str = "fc",
         pooling: str = "last",
+        forget_bias: float | None = None,
         optimizer: str = "adam",
         lr: float = 0.01,
         weight_decay: float = 0.0,
@@ -90,6 +91,7 @@ class SeqModule(pl.LightningModule):
             embedding_dim=embedding_dim,
             head=head,
             pooling=pooling,
+            forget_bias=forget_bias,
         )
         self.train_loss, self.train_acc = self._loss_and_accuracy()
         self.val_loss, self.val_acc = self._loss_and_accuracy()

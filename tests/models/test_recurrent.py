@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from seqlab.errors import SettingError
 from seqlab.models import RecurrentNet
 
 
@@ -93,3 +94,19 @@ def test_max_and_mean_pooling_summarise_the_outputs_over_time():
 
     torch.testing.assert_close(net_max(tokens)[0], outputs.amax(dim=1))
     torch.testing.assert_close(net_mean(tokens)[0], outputs.mean(dim=1))
+
+
+def test_forget_bias_opens_the_lstm_forget_gate_and_only_an_lstm_has_one():
+    net = RecurrentNet(
+        vocab_size=5, num_outputs=5, cell="lstm", hidden_size=4, num_layers=2, forget_bias=2.0
+    )
+
+    for name, bias in net.rnn.named_parameters():
+        if name.startswith("bias_ih"):
+            assert torch.all(bias[4:8] == 2.0)  # the f block of i, f, g, o
+        elif name.startswith("bias_hh"):
+            assert torch.all(bias[4:8] == 0.0)
+    with pytest.raises(
+        SettingError, match=r"forget_bias=2\.0 is invalid: applies to cell=lstm only, not gru"
+    ):
+        RecurrentNet(vocab_size=5, num_outputs=5, cell="gru", forget_bias=2.0)

@@ -59,6 +59,7 @@ class RecurrentNet(nn.Module):
         embedding_dim: int = 16,
         head: str = "fc",
         pooling: str = "last",
+        forget_bias: float | None = None,
     ) -> None:
         super().__init__()
         check_choice("cell", cell, CELLS)
@@ -71,6 +72,8 @@ class RecurrentNet(nn.Module):
         check_choice("encoding", encoding, ENCODINGS)
         check_choice("head", head, HEADS)
         check_choice("pooling", pooling, POOLINGS)
+        if forget_bias is not None and cell != "lstm":
+            raise SettingError("forget_bias", forget_bias, f"applies to cell=lstm only, not {cell}")
         check_positive("hidden_size", hidden_size)
         check_positive("num_layers", num_layers)
         if encoding == "embedding":
@@ -110,12 +113,26 @@ class RecurrentNet(nn.Module):
             bidirectional=bidirectional,
             **({"nonlinearity": nonlinearity} if cell == "rnn" else {}),
         )
+        if forget_bias is not None:
+            self._set_forget_bias(forget_bias)
         if head == "fc":
             self.head: nn.Module = nn.Sequential(
                 nn.Dropout(dropout), nn.Linear(features, num_outputs)
             )
         else:
             self.head = nn.Identity()
+
+    @torch.no_grad()
+    def _set_forget_bias(self, value: float) -> None:
+        # f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf): torch starts b_if + b_hf near 0,
+        # so the cell state halves at every step and a gradient from 100 steps back is ~2^-100;
+        # a positive bias keeps the cell (and the gradient) until the gate learns to close
+        h = self.hidden_size
+        for name, bias in self.rnn.named_parameters():
+            if name.startswith("bias_ih"):  # gates i, f, g, o: f is the second block of h rows
+                bias[h : 2 * h] = value
+            elif name.startswith("bias_hh"):
+                bias[h : 2 * h] = 0.0
 
     def encode(self, tokens: torch.Tensor) -> torch.Tensor:
         tokens = tokens.long()  # ids arrive in the corpus's compact dtype
