@@ -6,7 +6,8 @@
 Both train an embedding (64) + 2 x 256 LSTM + linear head with Adam on batches of 32 windows of
 100 characters drawn at the same random offsets, one after the other in this process. seqlab
 runs through `seqlab.train.train` (what `scripts/train.py` calls) with its default logging,
-checkpointing and callbacks on. The first `--warmup` steps of each are not timed.
+checkpointing and callbacks on. The first `--warmup` steps of each are not timed; `--rounds`
+rounds run in alternating order and the best of each side is reported.
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ def seqlab_run(
     return tokens_per_s, marks["first_step"] - started
 
 
+def _list(values: list[float]) -> str:
+    return ", ".join(f"{v:,.0f}" for v in values)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -138,6 +143,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10, help="untimed first steps (10)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of both, order alternating")
     args = parser.parse_args()
     if not args.corpus.is_file():
         sys.exit(f"error: --corpus {args.corpus}: no such file")
@@ -147,13 +153,24 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", "import seqlab.train"], check=True)
     imports = time.perf_counter() - started
     run = (args.corpus, args.steps, args.warmup, args.device, args.precision)
-    plain = plain_pytorch(*run)
-    ours, to_first_step = seqlab_run(*run)
+    # rounds in alternating order (plain first, then seqlab first, ...), the best of each kept:
+    # neither side gains from going first or second on a machine whose speed drifts
+    plains, ours_all, starts = [], [], []
+    for round_ in range(args.rounds):
+        for side in ("plain", "seqlab") if round_ % 2 == 0 else ("seqlab", "plain"):
+            if side == "plain":
+                plains.append(plain_pytorch(*run))
+            else:
+                tokens_per_s, to_first_step = seqlab_run(*run)
+                ours_all.append(tokens_per_s)
+                starts.append(to_first_step)
+    plain, ours, to_first_step = max(plains), max(ours_all), min(starts)
     import torch
 
     threads = torch.get_num_threads()
     print(f"char-LSTM (embedding {EMBED}, {LAYERS} x {HIDDEN}), seq {SEQ_LEN}, batch {BATCH}")
     print(f"{args.steps} timed steps, {args.device}, {args.precision}, {threads} torch threads")
+    print(f"best of {args.rounds} rounds: plain {_list(plains)}; seqlab {_list(ours_all)}")
     print(f"  plain PyTorch loop   {plain:10,.0f} tokens/s")
     print(f"  seqlab               {ours:10,.0f} tokens/s")
     print(f"  ratio                {ours / plain:10.3f}")
