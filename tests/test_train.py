@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -101,3 +102,12 @@ def test_other_loggers(make_cfg, tmp_path, logger, written):
     if written:
         assert "val/loss" in (run / written).read_text().splitlines()[0]
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_a_callback_switched_off_with_null_is_not_replaced_by_lightnings_own(make_cfg, capfd):
+    train(make_cfg("experiment=hihello", "trainer.max_epochs=2", "logger=none"))
+
+    out, err = capfd.readouterr()
+    assert not re.search(r"Epoch \d", out + err)  # no progress bar, rich or tqdm
+    assert "Trainable params" not in out + err  # no model summary
+    assert "final prediction" in out  # the result is still printed

@@ -106,6 +106,7 @@ def train(cfg: DictConfig) -> RunResult:
     trainer: pl.Trainer = instantiate_setting(
         cfg.trainer,
         "trainer",
+        **_switched_off(cfg.get("callbacks")),
         logger=loggers or False,
         callbacks=[*callbacks, predictions, summary, SeqlabSection()],
         plugins=[AtomicCheckpointIO()],
@@ -139,6 +140,18 @@ def _instantiate_all(
             extra = {k: v for k, v in tensorboard.items() if v is not None}
         objects.append(instantiate_setting(node, f"{key}.{name}", **extra))
     return objects
+
+
+# callbacks.NAME=null means none of it, not Lightning's stand-in for it
+STAND_INS = {"progress_bar": "enable_progress_bar", "model_summary": "enable_model_summary"}
+
+
+def _switched_off(callbacks: DictConfig | None) -> dict[str, bool]:
+    """Trainer flags for the default callbacks a config switched off with ``null``."""
+    nodes = callbacks or {}
+    return {
+        flag: False for name, flag in STAND_INS.items() if name in nodes and nodes[name] is None
+    }
 
 
 def _last_checkpoint(callbacks: list) -> Path | None:
