@@ -74,3 +74,26 @@ def test_run_dirs_are_dated_and_unique_below_the_second():
 
     assert re.fullmatch(r"outputs/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d-\d{6}", cfg.hydra.run.dir)
     assert cfg.hydra.job.chdir is False
+
+
+def test_a_cells_tuned_settings_apply_with_its_experiment_only(tmp_path):
+    lstm = compose_train(tmp_path, "experiment=memory", "model=lstm")
+    gru = compose_train(tmp_path, "experiment=memory", "model=gru")
+    elsewhere = compose_train(tmp_path, "experiment=charseq", "model=lstm")
+    typed = compose_train(tmp_path, "experiment=memory", "model=lstm", "model.lr=0.02")
+
+    assert (lstm.model.forget_bias, lstm.model.lr) == (5.0, 0.001)
+    assert (gru.model.forget_bias, gru.model.lr) == (None, 0.01)
+    assert elsewhere.model.forget_bias is None
+    assert (typed.model.forget_bias, typed.model.lr) == (5.0, 0.02)  # the command line wins
+
+
+@pytest.mark.parametrize("tuned", _options("tuned"))
+def test_every_tuned_file_names_an_experiment_and_a_model_and_composes(tmp_path, tuned):
+    experiment, model = tuned.split("_", 1)
+    assert experiment in _options("experiment") and model in _options("model")
+    assert (CONF_DIR / "tuned" / f"{tuned}.yaml").read_text().startswith("# @package _global_")
+
+    cfg = compose_train(tmp_path, f"experiment={experiment}", f"model={model}")
+
+    assert cfg.model.cell == compose_train(tmp_path, f"model={model}").model.cell

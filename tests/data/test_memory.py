@@ -71,7 +71,13 @@ def test_a_short_memory_run_learns_and_measures_its_gradient_flow(make_cfg, tmp_
 
 def test_memory_runs_without_the_default_callbacks(make_cfg):
     # the experiment brings its gradient-flow callback along; with no logger it stays idle
-    cfg = make_cfg("experiment=memory", "data.distance=2", "trainer.max_epochs=1", bare=True)
+    cfg = make_cfg(
+        "experiment=memory",
+        "data.distance=2",
+        "data.train_size=512",
+        "trainer.max_epochs=1",
+        bare=True,
+    )
 
     result = train(cfg)
 
