@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import ROOT
 
 from seqlab.errors import SettingError
@@ -139,3 +140,30 @@ def test_command_line_prints_one_error_line_exits_1_and_leaves_no_run_dir(tmp_pa
         "error: model.cell='cnn' is invalid: expected one of rnn, lstm, gru"
     ]
     assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["earlier-run"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_gpu_trainer_without_a_gpu_is_one_line_before_anything_is_written(make_cfg, tmp_path):
+    with pytest.raises(SettingError) as error:
+        train(make_cfg("trainer=gpu", "trainer.precision=bf16-mixed"))
+
+    assert str(error.value) == (
+        "trainer.accelerator='gpu' is invalid: this machine has no CUDA GPU: use trainer=cpu, "
+        "or trainer=default to take one where there is one"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [("trainer.precision=17", "Precision 17 is invalid"), ("trainer.strategy=foo", "'foo'")],
+)
+def test_trainer_settings_lightning_refuses_are_one_line_in_its_words(
+    make_cfg, tmp_path, override, named
+):
+    with pytest.raises(SettingError) as error:
+        train(make_cfg(override))
+
+    assert str(error.value).startswith("trainer: ") and named in str(error.value)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "run").exists()

@@ -27,6 +27,18 @@ class SettingError(ValueError):
         return SettingError(f"{group}.{self.name}", self.value, self.expected)
 
 
+class RefusedSettings(SettingError):
+    """Settings a library refused when building its object: its own words name the value and
+    the choices, so they are kept, on one line, after the config group they came from."""
+
+    def __init__(self, group: str, reason: str) -> None:
+        self.name, self.value, self.expected = group, None, " ".join(reason.split())
+        ValueError.__init__(self, f"{group}: {self.expected}")
+
+    def within(self, group: str) -> RefusedSettings:
+        return RefusedSettings(f"{group}.{self.name}", self.expected)
+
+
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
     choices = tuple(choices)
     if value not in choices:

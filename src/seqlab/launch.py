@@ -36,10 +36,34 @@ def parallel_jobs() -> int:
 
 
 def check_launch(cfg: DictConfig) -> None:
-    """Settings that cannot work under the launcher that started this job."""
+    """Settings that cannot work on this machine or under the launcher that started this job."""
     if is_multirun():
         launcher = str(HydraConfig.get().launcher.get("_target_", ""))
         check_strategy_fits_sweep(str(cfg.trainer.get("strategy", "auto")), launcher)
+    check_accelerator(cfg.trainer)
+
+
+def check_accelerator(trainer: DictConfig) -> None:
+    """The accelerator asked for is on this machine, with at least as many devices."""
+    import torch
+
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda"):
+        kind, found = "CUDA GPU", torch.cuda.device_count()
+    elif accelerator == "mps":
+        kind, found = "MPS device", int(torch.backends.mps.is_available())
+    else:
+        return  # cpu, auto (whatever there is), or one Lightning checks itself
+    if found == 0:
+        raise SettingError(
+            "trainer.accelerator",
+            accelerator,
+            f"this machine has no {kind}: use trainer=cpu, or trainer=default to take one where "
+            "there is one",
+        )
+    devices = trainer.get("devices", "auto")
+    if isinstance(devices, int) and devices > found:
+        raise SettingError("trainer.devices", devices, f"this machine has {found} {kind}(s)")
 
 
 def share_machine(cfg: DictConfig) -> None:

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -21,7 +23,7 @@ from seqlab.callbacks.summary import RunSummary, record_failure
 from seqlab.checkpoint import AtomicCheckpointIO, SeqlabSection, check_same_model, continuation
 from seqlab.config import instantiate_setting, run_hparams
 from seqlab.data import SeqDataModule
-from seqlab.errors import SettingError, check_choice
+from seqlab.errors import RefusedSettings, SettingError, check_choice
 from seqlab.inference import Prediction
 from seqlab.launch import (
     check_launch,
@@ -103,14 +105,20 @@ def train(cfg: DictConfig) -> RunResult:
     summary = RunSummary(
         run_dir / METRICS_FILE, run_hparams(cfg), cfg.optimized_metric, predictions
     )
-    trainer: pl.Trainer = instantiate_setting(
-        cfg.trainer,
-        "trainer",
-        **_switched_off(cfg.get("callbacks")),
-        logger=loggers or False,
-        callbacks=[*callbacks, predictions, summary, SeqlabSection()],
-        plugins=[AtomicCheckpointIO()],
-    )
+    try:
+        trainer: pl.Trainer = instantiate_setting(
+            cfg.trainer,
+            "trainer",
+            **_switched_off(cfg.get("callbacks")),
+            logger=loggers or False,
+            callbacks=[*callbacks, predictions, summary, SeqlabSection()],
+            plugins=[AtomicCheckpointIO()],
+        )
+    except InstantiationException as err:
+        # a precision, strategy or accelerator Lightning cannot use: its message names it
+        if isinstance(err.__cause__, ValueError | ImportError | MisconfigurationException):
+            raise RefusedSettings("trainer", str(err.__cause__)) from None
+        raise
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=start.path if start else None)
 
