@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
-import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seqlab.callbacks import hidden_states
@@ -16,10 +13,8 @@ from seqlab.callbacks.hidden_states import (
     HIDDEN_TAG,
     LSTM_GATES,
     HiddenStates,
-    unroll,
 )
 from seqlab.errors import SettingError
-from seqlab.models import RecurrentNet
 from seqlab.train import train
 
 # two short epochs, pictures at the second; gradient flow has its own tests
@@ -104,25 +99,6 @@ def test_without_tensorboard_nothing_is_drawn(make_cfg, pictures):
     train(make_cfg("experiment=hihello", *SHORT, "logger=none"))
 
     assert pictures == []
-
-
-@pytest.mark.parametrize(
-    ("impl", "cell"), list(itertools.product(["torch", "scratch"], ["lstm", "gru"]))
-)
-def test_unroll_gives_the_networks_own_scores(impl, cell):
-    torch.manual_seed(0)
-    net = RecurrentNet(
-        vocab_size=6, num_outputs=3, pad_index=0, cell=cell, impl=impl, hidden_size=4,
-        num_layers=2, bidirectional=True,
-    ).eval()  # fmt: skip
-    tokens = torch.tensor([[1, 2, 3, 4, 5], [2, 3, 0, 0, 0]])
-    lengths = torch.tensor([5, 2])
-
-    unrolled = unroll(net, tokens, lengths)
-
-    last = net(tokens, lengths)[0][torch.arange(2), lengths - 1]  # (B, C) at the last real step
-    torch.testing.assert_close(unrolled.scores, last)
-    assert unrolled.outputs.shape == (2, 5, 2 * 4) and len(unrolled.hidden) == 5
 
 
 def test_bad_settings_are_setting_errors():

@@ -168,19 +168,29 @@ class RecurrentNet(nn.Module):
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
         if not self.many_to_one:
             return self.head(out), state  # (B, T, D * H) -> (B, T, C)
-        if self.pooling == "last":
-            h_n = state[0] if isinstance(state, tuple) else state  # (L * D, B, H)
-            # last layer, both directions: forward saw every step, backward ended at step 0
-            last = h_n.view(self.num_layers, self.directions, batch, self.hidden_size)[-1]
-            features = last.transpose(0, 1).reshape(batch, -1)  # (B, D * H)
-        else:
-            # (B, T, 1): the real steps; padded ones take no part in the pooling
-            real = torch.ones(batch, steps, 1, dtype=torch.bool, device=out.device)
-            if lengths is not None:
-                step = torch.arange(steps, device=out.device)
-                real = (step < lengths.to(out.device)[:, None])[..., None]
-            if self.pooling == "max":
-                features = out.masked_fill(~real, float("-inf")).amax(dim=1)  # (B, D * H)
-            else:
-                features = (out * real).sum(dim=1) / real.sum(dim=1)  # (B, D * H)
+        h_n = state[0] if isinstance(state, tuple) else state  # (L * D, B, H)
+        # last layer, both directions: forward saw every step, backward ended at step 0
+        last = h_n.view(self.num_layers, self.directions, batch, self.hidden_size)[-1]
+        features = self.pool(out, last.transpose(0, 1).reshape(batch, -1), lengths)
         return self.head(features), state
+
+    def pool(
+        self, out: torch.Tensor | PackedSequence, last: torch.Tensor, lengths: torch.Tensor | None
+    ) -> torch.Tensor:
+        """(B, D * H): one vector per sequence, as ``pooling`` says.
+
+        out: (B, T, D * H) the top layer's outputs (unused by ``last`` pooling, and then may stay
+        packed); last: (B, D * H) its final states, the forward one at each sequence's last real
+        step; lengths: (B,) real lengths of a padded batch, or None.
+        """
+        if self.pooling == "last":
+            return last
+        batch, steps = out.shape[:2]
+        # (B, T, 1): the real steps; padded ones take no part in the pooling
+        real = torch.ones(batch, steps, 1, dtype=torch.bool, device=out.device)
+        if lengths is not None:
+            step = torch.arange(steps, device=out.device)
+            real = (step < lengths.to(out.device)[:, None])[..., None]
+        if self.pooling == "max":
+            return out.masked_fill(~real, float("-inf")).amax(dim=1)
+        return (out * real).sum(dim=1) / real.sum(dim=1)
