@@ -46,16 +46,24 @@ def rnn_cell(
     return (activation(gx + F.linear(h, w_hh, b_hh)),)
 
 
-def lstm_cell(
-    gx: torch.Tensor, state: CellState, w_hh: torch.Tensor, b_hh: torch.Tensor | None
-) -> CellState:
-    h, c = state  # (B, H) each
+def lstm_gates(
+    gx: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An LSTM's four gates at one step, (B, H) each."""
     # torch stacks the four gates' rows in the order i, f, g, o: (B, 4H) -> four (B, H)
     gi, gf, gg, go = (gx + F.linear(h, w_hh, b_hh)).chunk(4, dim=-1)
     i = torch.sigmoid(gi)  # i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)   input gate
     f = torch.sigmoid(gf)  # f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)   forget gate
     g = torch.tanh(gg)  # g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)         cell input
     o = torch.sigmoid(go)  # o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)   output gate
+    return i, f, g, o
+
+
+def lstm_cell(
+    gx: torch.Tensor, state: CellState, w_hh: torch.Tensor, b_hh: torch.Tensor | None
+) -> CellState:
+    h, c = state  # (B, H) each
+    i, f, g, o = lstm_gates(gx, h, w_hh, b_hh)
     c = f * c + i * g  # c_t = f_t * c_{t-1} + i_t * g_t                           cell state
     h = o * torch.tanh(c)  # h_t = o_t * tanh(c_t)
     return h, c
@@ -72,6 +80,56 @@ def gru_cell(
     z = torch.sigmoid(xz + hz)  # z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)  update
     n = torch.tanh(xn + r * hn)  # n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
     return ((1 - z) * n + z * h,)  # h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+
+Step = Callable[[torch.Tensor, CellState, torch.Tensor, torch.Tensor | None], CellState]
+Weights = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]
+# called at every step with (gx_t, the state before the step, the state the cell computed)
+StepHook = Callable[[torch.Tensor, CellState, CellState], None]
+
+
+def direction_weights(rnn: nn.Module, name: str) -> Weights:
+    """W_ih, W_hh, b_ih, b_hh of one layer and direction (``name``: l0, l0_reverse, l1, ...),
+    under torch's names: of a torch RNN / LSTM / GRU and of its scratch twin alike."""
+    w_ih, w_hh = getattr(rnn, f"weight_ih_{name}"), getattr(rnn, f"weight_hh_{name}")
+    b_ih = getattr(rnn, f"bias_ih_{name}") if rnn.bias else None
+    b_hh = getattr(rnn, f"bias_hh_{name}") if rnn.bias else None
+    return w_ih, w_hh, b_ih, b_hh
+
+
+def run_direction(
+    step: Step,
+    x: torch.Tensor,
+    state: CellState,
+    weights: Weights,
+    real: torch.Tensor | None,
+    reverse: bool,
+    on_step: StepHook | None = None,
+) -> tuple[torch.Tensor, CellState]:
+    """One layer, one direction: (B, T, features) -> (B, T, H) and the state after it.
+
+    real: (B, T), True at a sequence's real steps, or None without padding.
+    """
+    w_ih, w_hh, b_ih, b_hh = weights
+    gx = F.linear(x, w_ih, b_ih)  # (B, T, G * H): W_ih x_t + b_ih for every step at once
+    steps = range(x.size(1))
+    outputs = []  # (B, H) per step, in the order visited
+    for t in reversed(steps) if reverse else steps:
+        new = step(gx[:, t], state, w_hh, b_hh)
+        if on_step is not None:
+            on_step(gx[:, t], state, new)
+        if real is None:
+            outputs.append(new[0])
+        else:
+            keep = real[:, t, None]  # (B, 1)
+            # a padded step leaves the state as it was: forward, h_n is the state at the
+            # last real step; backward, the run starts from hx at the last real step
+            new = tuple(torch.where(keep, n, s) for n, s in zip(new, state, strict=True))
+            outputs.append(torch.where(keep, new[0], 0.0))  # zeros, as pad_packed_sequence
+        state = new
+    if reverse:
+        outputs.reverse()  # back into time order
+    return torch.stack(outputs, dim=1), state
 
 
 class ScratchRecurrent(nn.Module):
@@ -160,7 +218,8 @@ class ScratchRecurrent(nn.Module):
             outputs = []
             for direction, suffix in enumerate(self.suffixes):
                 start = tuple(s[layer * self.directions + direction] for s in initial)
-                out, final = self._direction(x, start, f"l{layer}{suffix}", real, direction == 1)
+                weights = direction_weights(self, f"l{layer}{suffix}")
+                out, final = run_direction(self.cell, x, start, weights, real, direction == 1)
                 outputs.append(out)
                 finals.append(final)
             x = torch.cat(outputs, dim=-1)  # (B, T, D * H): both directions at each step
@@ -171,31 +230,6 @@ class ScratchRecurrent(nn.Module):
         h_n = tuple(torch.stack(parts) for parts in zip(*finals, strict=True))  # (L * D, B, H)
         output = x if self.batch_first else x.transpose(0, 1)
         return output, (h_n if self.carries_cell else h_n[0])
-
-    def _direction(
-        self, x: torch.Tensor, state: CellState, name: str, real: torch.Tensor | None, reverse: bool
-    ) -> tuple[torch.Tensor, CellState]:
-        """One layer, one direction: (B, T, features) -> (B, T, H) and the state after it."""
-        w_ih, w_hh = getattr(self, f"weight_ih_{name}"), getattr(self, f"weight_hh_{name}")
-        b_ih = getattr(self, f"bias_ih_{name}") if self.bias else None
-        b_hh = getattr(self, f"bias_hh_{name}") if self.bias else None
-        gx = F.linear(x, w_ih, b_ih)  # (B, T, G * H): W_ih x_t + b_ih for every step at once
-        steps = range(x.size(1))
-        outputs = []  # (B, H) per step, in the order visited
-        for t in reversed(steps) if reverse else steps:
-            new = self.cell(gx[:, t], state, w_hh, b_hh)
-            if real is None:
-                outputs.append(new[0])
-            else:
-                keep = real[:, t, None]  # (B, 1)
-                # a padded step leaves the state as it was: forward, h_n is the state at the
-                # last real step; backward, the run starts from hx at the last real step
-                new = tuple(torch.where(keep, n, s) for n, s in zip(new, state, strict=True))
-                outputs.append(torch.where(keep, new[0], 0.0))  # zeros, as pad_packed_sequence
-            state = new
-        if reverse:
-            outputs.reverse()  # back into time order
-        return torch.stack(outputs, dim=1), state
 
 
 class ScratchRNN(ScratchRecurrent):

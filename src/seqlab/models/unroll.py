@@ -8,13 +8,11 @@ h_t at every step as graph nodes (for ||dL/dh_t||) and an LSTM's gates.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from seqlab.models.recurrent import RecurrentNet
 from seqlab.models.scratch import (
@@ -22,12 +20,14 @@ from seqlab.models.scratch import (
     CellState,
     ScratchLSTM,
     ScratchRecurrent,
+    Step,
+    direction_weights,
     gru_cell,
     lstm_cell,
+    lstm_gates,
     rnn_cell,
+    run_direction,
 )
-
-Step = Callable[[torch.Tensor, CellState, torch.Tensor, torch.Tensor | None], CellState]
 
 
 @dataclass
@@ -49,14 +49,6 @@ def cell_step(rnn: nn.Module) -> Step:
     return partial(rnn_cell, activation=ACTIVATIONS[rnn.nonlinearity])
 
 
-def lstm_gates(
-    gx: torch.Tensor, h: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor | None
-) -> torch.Tensor:
-    """(B, 4, H): the gates lstm_cell computes from the same pre-activations."""
-    gi, gf, gg, go = (gx + F.linear(h, w_hh, b_hh)).chunk(4, dim=-1)
-    return torch.stack([gi.sigmoid(), gf.sigmoid(), gg.tanh(), go.sigmoid()], dim=1)
-
-
 def unroll(
     net: RecurrentNet,
     tokens: torch.Tensor,
@@ -75,35 +67,29 @@ def unroll(
     real = None  # (B, T): True at a sequence's real steps
     if lengths is not None:
         real = torch.arange(steps, device=tokens.device) < lengths.to(tokens.device)[:, None]
-    x = net.encode(tokens)  # (B, T, I)
     hidden: list[torch.Tensor] = []
     gate_steps: list[torch.Tensor] = []
+
+    def watch(gx_t: torch.Tensor, before: CellState, new: CellState) -> None:
+        # called for the top layer's forward direction only, whose weights are ``weights``
+        hidden.append(new[0])  # the cell's own h_t, before padding keeps the old state
+        if gates and carries_cell:
+            _, w_hh, _, b_hh = weights
+            with torch.no_grad():  # (B, 4, H): i, f, g, o
+                gate_steps.append(torch.stack(lstm_gates(gx_t, before[0], w_hh, b_hh), dim=1))
+
+    x = net.encode(tokens)  # (B, T, I)
     for layer in range(net.num_layers):
         outputs, finals = [], []
         for direction, suffix in enumerate(("", "_reverse")[: net.directions]):
-            name = f"l{layer}{suffix}"
-            w_hh = getattr(rnn, f"weight_hh_{name}")
-            b_ih = getattr(rnn, f"bias_ih_{name}") if rnn.bias else None
-            b_hh = getattr(rnn, f"bias_hh_{name}") if rnn.bias else None
-            gx = F.linear(x, getattr(rnn, f"weight_ih_{name}"), b_ih)  # (B, T, G * H)
+            weights = direction_weights(rnn, f"l{layer}{suffix}")
             zeros = x.new_zeros(batch, net.hidden_size)
-            state: CellState = (zeros, zeros) if carries_cell else (zeros,)
+            start: CellState = (zeros, zeros) if carries_cell else (zeros,)
             top_forward = layer == net.num_layers - 1 and direction == 0
-            out: list[torch.Tensor] = [zeros] * steps  # (B, H) per step, in time order
-            for t in reversed(range(steps)) if direction else range(steps):
-                if top_forward and gates and carries_cell:
-                    with torch.no_grad():
-                        gate_steps.append(lstm_gates(gx[:, t], state[0], w_hh, b_hh))
-                new = step(gx[:, t], state, w_hh, b_hh)
-                if top_forward:
-                    hidden.append(new[0])
-                if real is not None:
-                    # a padded step keeps the state, as packing does (see ScratchRecurrent)
-                    keep = real[:, t, None]  # (B, 1)
-                    new = tuple(torch.where(keep, n, s) for n, s in zip(new, state, strict=True))
-                out[t] = new[0]
-                state = new
-            outputs.append(torch.stack(out, dim=1))  # (B, T, H)
+            out, state = run_direction(
+                step, x, start, weights, real, direction == 1, watch if top_forward else None
+            )
+            outputs.append(out)  # (B, T, H)
             finals.append(state[0])  # forward: at the last real step; backward: at step 0
         x = torch.cat(outputs, dim=-1)  # (B, T, D * H)
     if net.many_to_one:
