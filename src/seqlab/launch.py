@@ -148,9 +148,9 @@ def discard_unused_run_dir() -> None:
         shutil.rmtree(run_dir / hydra.output_subdir, ignore_errors=True)
         with contextlib.suppress(OSError):  # only if empty: the resumed run's own config stays
             (run_dir / hydra.output_subdir).parent.rmdir()
-    log = run_dir / f"{hydra.job.name}.log"
-    if log.is_file() and log.stat().st_size == 0:  # opened by Hydra, nothing logged to it
-        log.unlink()
+    job_log = run_dir / f"{hydra.job.name}.log"
+    if job_log.is_file() and job_log.stat().st_size == 0:  # opened by Hydra, nothing logged
+        job_log.unlink()
     if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= {".hydra"}:
         return
     shutil.rmtree(run_dir)

@@ -7,8 +7,6 @@ with one line naming it, before anything is computed, and nothing is written.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
@@ -17,6 +15,7 @@ from rich.table import Table
 
 from seqlab.checkpoint import datamodule_from, load_checkpoint, module_from
 from seqlab.data import CLASSIFY
+from seqlab.data.text import read_text
 from seqlab.data.vocab import UNKNOWN_POLICIES, Vocab
 from seqlab.errors import SettingError, check_choice, check_positive, exits_on_setting_error
 from seqlab.inference import classify, generate, predict_next
@@ -119,13 +118,7 @@ def _texts(text: str | None, file: str | None) -> list[str]:
         raise SettingError("text", text, "give text=... or file=... (one text per line)")
     if text is not None:
         return [str(text)]
-    path = Path(file).expanduser()
-    if not path.is_file():
-        raise SettingError("file", file, "no such file")
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError as err:
-        raise SettingError("file", file, f"not UTF-8 text (byte {err.start})") from None
+    lines = [line for line in read_text(file, "file").splitlines() if line.strip()]
     if not lines:
         raise SettingError("file", file, "no text in it")
     return lines

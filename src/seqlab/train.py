@@ -199,12 +199,9 @@ def main(cfg: DictConfig) -> float:
     """
     try:
         return train(cfg).optimized_value
-    except SettingError as err:
-        if not is_multirun():
+    except Exception as err:
+        if isinstance(err, SettingError) and not is_multirun():
             discard_unused_run_dir()
             raise SystemExit(f"error: {err}") from None
-        record_failure(Path(cfg.paths.output_dir) / METRICS_FILE, err)
-        raise
-    except Exception as err:
         record_failure(Path(cfg.paths.output_dir) / METRICS_FILE, err)
         raise

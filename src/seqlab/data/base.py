@@ -22,6 +22,7 @@ __all__ = [
     "EpochShuffle",
     "Sample",
     "SeqDataModule",
+    "already_collated",
 ]
 
 IGNORE_INDEX = -100  # a target with this value is not scored (cross_entropy's default)
@@ -39,6 +40,12 @@ class Sample:
 
     text: str  # the model's input, as a user reads it
     target: str  # the expected output: the shifted string, or the class name
+
+
+def already_collated(batch: Any) -> Any:
+    """The DataLoader's ``collate_fn`` for a dataset whose ``__getitems__`` returns the whole
+    batch at once (one gather instead of B items and a stack)."""
+    return batch
 
 
 class EpochSeeded(Sampler[int]):

@@ -7,7 +7,7 @@ import string
 import torch
 from torch.utils.data import Dataset
 
-from seqlab.data.base import CLASSIFY, Batch, Sample, SeqDataModule
+from seqlab.data.base import CLASSIFY, Batch, Sample, SeqDataModule, already_collated
 from seqlab.data.vocab import Vocab
 from seqlab.errors import SettingError
 
@@ -35,10 +35,6 @@ class RecallSequences(Dataset):
         # the DataLoader asks for a whole batch at once: one gather instead of B items + stack
         index = torch.as_tensor(indices)
         return Batch(self.inputs[index], self.targets[index])
-
-
-def _as_batch(batch: Batch) -> Batch:
-    return batch  # ``RecallSequences.__getitems__`` already returns the collated batch
 
 
 class MemoryDataModule(SeqDataModule):
@@ -87,6 +83,6 @@ class MemoryDataModule(SeqDataModule):
             return RecallSequences(inputs.to(self.vocab.dtype), inputs[:, 0].clone())
 
         self.train_set, self.val_set = draw(train_size), draw(val_size)
-        self.collate = _as_batch
+        self.collate = already_collated
         shown = self.val_set.inputs[:NUM_SAMPLES]
         self.samples = [Sample(self.vocab.decode(ids), self.vocab.decode(ids[:1])) for ids in shown]

@@ -16,6 +16,7 @@ from seqlab.data.base import (
     EpochSeeded,
     Sample,
     SeqDataModule,
+    already_collated,
 )
 from seqlab.data.vocab import UNK, Vocab
 from seqlab.errors import SettingError, check_choice, check_positive
@@ -71,22 +72,19 @@ class Windows(Dataset):
         return WindowStarts(self.offset + index * self.stride, scored_from)
 
 
-def _as_batch(batch: WindowStarts) -> WindowStarts:
-    return batch  # ``Windows.__getitems__`` already returns the whole batch
-
-
-def read_text(path: str) -> str:
-    """The UTF-8 text of ``path``; a missing, empty or non-UTF-8 file is a ``SettingError``."""
+def read_text(path: str, key: str = "path") -> str:
+    """The UTF-8 text of ``path``; a missing, empty or non-UTF-8 file is a ``SettingError``
+    naming the setting ``key``."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise SettingError("path", path, "no such file")
+        raise SettingError(key, path, "no such file")
     raw = file.read_bytes()
     if not raw:
-        raise SettingError("path", path, "the file is empty")
+        raise SettingError(key, path, "the file is empty")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise SettingError("path", path, f"not UTF-8 text (byte {err.start})") from None
+        raise SettingError(key, path, f"not UTF-8 text (byte {err.start})") from None
 
 
 class RandomWindows(Dataset):
@@ -151,7 +149,7 @@ class TextDataModule(SeqDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.collate = _as_batch
+        self.collate = already_collated
         if path is not None:
             text = read_text(path)
         if not text or len(text) < 2:
