@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch.nn import functional as F
 
-from seqlab.callbacks.hidden_states import figure_image, margined_figure, tensorboard_writers
+from seqlab.callbacks.tensorboard import figure_image, margined_figure, tensorboard_writers
 from seqlab.data.base import IGNORE_INDEX, Batch
 from seqlab.errors import check_choice, check_positive
 from seqlab.models import RecurrentNet

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytorch_lightning as pl
-from pytorch_lightning.loggers import TensorBoardLogger
 
+from seqlab.callbacks.tensorboard import tensorboard_writers
 from seqlab.inference import Prediction
 
 
@@ -56,9 +56,6 @@ class LessonPredictions(pl.Callback):
             return
         datamodule = trainer.datamodule
         self.latest = pl_module.predict_samples(datamodule.samples, datamodule.sample_window)
-        if not trainer.is_global_zero:
-            return
-        text = _markdown(prediction_rows(self.latest))
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_text("predictions", text, global_step=trainer.global_step)
+        for writer in tensorboard_writers(trainer):  # none off rank zero
+            text = _markdown(prediction_rows(self.latest))
+            writer.add_text("predictions", text, global_step=trainer.global_step)
