@@ -98,9 +98,7 @@ class Vocab:
 
     def split(self, text: str) -> list[str]:
         """``text`` as tokens: its characters, or its whitespace-separated words."""
-        if self.level == "char":
-            return list(text)
-        return (text.lower() if self.lowercase else text).split()
+        return list(text) if self.level == "char" else _words(text, self.lowercase)
 
     def unknown_tokens(self, text: str) -> list[str]:
         """Tokens of ``text`` that are not in the vocabulary, sorted, each once."""
@@ -171,8 +169,12 @@ def _count_chars(texts: Iterable[str]) -> Counter[str]:
     return Counter({chr(code): int(totals[code]) for code in np.flatnonzero(totals)})
 
 
+def _words(text: str, lowercase: bool) -> list[str]:
+    return (text.lower() if lowercase else text).split()
+
+
 def _count_words(texts: Iterable[str], lowercase: bool) -> Counter[str]:
     counts: Counter[str] = Counter()
     for text in texts:
-        counts.update((text.lower() if lowercase else text).split())
+        counts.update(_words(text, lowercase))
     return counts
