@@ -4,6 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 import seqlab.config  # noqa: F401 - registers the resolvers the configs use
+from seqlab.cli import run as one_line_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
@@ -14,4 +15,4 @@ def run(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    run()
+    one_line_errors(run)

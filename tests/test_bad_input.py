@@ -156,7 +156,7 @@ def test_a_gpu_trainer_without_a_gpu_is_one_line_before_anything_is_written(make
 
 @pytest.mark.parametrize(
     "override, named",
-    [("trainer.precision=17", "Precision 17 is invalid"), ("trainer.strategy=foo", "'foo'")],
+    [("trainer.strategy=foo", "'foo'"), ("trainer.accelerator=foo", "foo")],
 )
 def test_trainer_settings_lightning_refuses_are_one_line_in_its_words(
     make_cfg, tmp_path, override, named

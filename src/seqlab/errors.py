@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterable
 from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+SHOWN = 120  # characters of a value an error shows: a whole corpus or vocabulary is not a line
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut to :data:`SHOWN` characters."""
+    text = repr(value)
+    return text if len(text) <= SHOWN else f"{text[: SHOWN - 5]}...{text[-1]}"
 
 
 class SettingError(ValueError):
@@ -20,7 +30,7 @@ class SettingError(ValueError):
 
     def __init__(self, name: str, value: Any, expected: str) -> None:
         self.name, self.value, self.expected = name, value, expected
-        super().__init__(f"{name}={value!r} is invalid: {expected}")
+        super().__init__(f"{name}={shown(value)} is invalid: {expected}")
 
     def within(self, group: str) -> SettingError:
         """The same error, named by its full config key."""
@@ -46,8 +56,26 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
 
 
 def check_positive(name: str, value: float) -> None:
-    if not value > 0:
+    if not value > 0:  # NaN too
         raise SettingError(name, value, "expected a number > 0")
+    if not math.isfinite(value):
+        raise SettingError(name, value, "expected a finite number > 0")
+
+
+def check_at_least(name: str, value: float, low: float) -> None:
+    if not value >= low:  # NaN too
+        raise SettingError(name, value, f"expected a number >= {low}")
+    if not math.isfinite(value):
+        raise SettingError(name, value, f"expected a finite number >= {low}")
+
+
+# seeds: what seed_everything and numpy accept
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(name: str, value: int) -> None:
+    if not 0 <= value <= MAX_SEED:
+        raise SettingError(name, value, f"expected a whole number from 0 to {MAX_SEED}")
 
 
 def exits_on_setting_error(main: Callable[P, R]) -> Callable[P, R]:
@@ -61,3 +89,11 @@ def exits_on_setting_error(main: Callable[P, R]) -> Callable[P, R]:
             raise SystemExit(f"error: {err}") from None
 
     return wrapper
+
+
+class RunFailed(Exception):
+    """A run that cannot go on, for a reason one line tells (a full disk, a diverged loss).
+
+    Unlike a :class:`SettingError` it happens while training: the run is marked failed with
+    this line in its metrics.json, and the command ends with it, exit status 1.
+    """

@@ -75,12 +75,13 @@ def generate(
     device = _device(net)
     scores, state = net(prompt.long().to(device)[None])  # (1, T, V)
     for _ in range(length):
-        logits = scores[0, -1].clone()  # (V,) scores of the next token
-        logits[list(banned)] = float("-inf")
+        # (V,) scores of the next token, in float64: a temperature as small as 1e-45 scales
+        # them without overflow (the draw is then the greedy one)
+        logits = scores[0, -1].double() / (1.0 if greedy else temperature)
+        logits[list(banned)] = float("-inf")  # after the scaling: inf / inf would be NaN
         if greedy:
             token = logits.argmax()
         else:
-            logits = logits / temperature
             if top_k is not None and top_k < logits.numel():
                 kth = logits.topk(top_k).values[-1]
                 logits[logits < kth] = float("-inf")

@@ -5,16 +5,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from seqlab.errors import SettingError
+from seqlab.metrics import METRICS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,10 @@ def check_accelerator(trainer: DictConfig) -> None:
         kind, found = "CUDA GPU", torch.cuda.device_count()
     elif accelerator == "mps":
         kind, found = "MPS device", int(torch.backends.mps.is_available())
+    elif accelerator == "cpu":
+        kind, found = "CPU core", os.cpu_count() or 1
     else:
-        return  # cpu, auto (whatever there is), or one Lightning checks itself
+        return  # auto (whatever there is), or one Lightning checks itself
     if found == 0:
         raise SettingError(
             "trainer.accelerator",
@@ -133,29 +137,115 @@ def quiet_known_noise() -> None:
             logger.addFilter(_DropAdverts())
 
 
+@dataclass
+class RunDirBefore:
+    """What was at a run dir before Hydra made it: the clean-up of a refused run removes only
+    what this process created, never a dir or file that was there before."""
+
+    run_dir: Path  # absolute
+    entries: frozenset[str] | None  # names in it, None if it did not exist
+    created: tuple[Path, ...]  # the dirs above it that did not exist, deepest first
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunDirBefore:
+        run_dir = run_dir.absolute()
+        entries = frozenset(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else None
+        created = tuple(parent for parent in run_dir.parents if not parent.exists())
+        return cls(run_dir, entries, created)
+
+
+_before: RunDirBefore | None = None  # this process's single run, recorded by CheckRunStart
+
+
+def _run_dir(config: DictConfig) -> Path:
+    return Path(str(config.hydra.run.dir))
+
+
+class CheckRunStart(Callback):
+    """Before Hydra makes a run dir or starts a sweep: every group option named on the command
+    line exists (an optional group such as ``experiment`` would silently fall back to none),
+    a run dir that holds a run is continued only with ``resume=``, and what was there is
+    recorded for :func:`discard_unused_run_dir`."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
+        global _before
+        from seqlab.cli import describe
+
+        try:
+            check_group_options(list(config.hydra.overrides.task))
+            resume, run_dir = config.get("resume"), _run_dir(config)
+            if resume and not run_dir.is_dir():
+                raise SettingError("resume", resume, "no such run dir")
+            if not resume and (run_dir / METRICS_FILE).is_file():
+                reason = "it already holds a run: continue it with resume=DIR, or pick a new dir"
+                raise SettingError("hydra.run.dir", str(run_dir), reason)
+        except SettingError as err:
+            raise SystemExit(f"error: {err}") from None
+        except OmegaConfBaseException as err:  # the run dir's own interpolation (hydra.run.dir)
+            raise SystemExit(f"error: {describe(err)}") from None
+        _before = RunDirBefore.read(run_dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
+        try:
+            check_group_options(list(config.hydra.overrides.task))
+        except SettingError as err:
+            raise SystemExit(f"error: {err}") from None
+
+
+def check_group_options(overrides: list[str]) -> None:
+    """Each ``group=option`` of ``overrides`` (every option of a sweep) names a config file."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    loader = GlobalHydra.instance().config_loader()
+    for override in OverridesParser.create().parse_overrides(overrides):
+        group = override.key_or_group
+        options = loader.get_group_options(group) if not override.is_delete() else []
+        if not options:
+            continue  # a key, not a group
+        if override.is_sweep_override():
+            try:
+                chosen = list(override.sweep_string_iterator())
+            except Exception:  # a range or interval: not option names
+                continue
+        else:
+            chosen = [override.get_value_element_as_str()]
+        for option in chosen:
+            if option not in options and option != "null":
+                raise SettingError(group, option, f"expected one of {', '.join(options)}")
+
+
 def discard_unused_run_dir() -> None:
     """Remove what Hydra wrote for a run that stopped on a bad setting before doing anything.
 
-    A resumed run's own config dir (.hydra/resume-...) and an empty log go; the run dir goes too
-    if nothing but Hydra's config is left in it, and with it the dirs made for it
-    (outputs/<date>/) if empty.
+    Only what this process created goes: the config dir Hydra wrote (``.hydra``, or a resumed
+    run's ``.hydra/resume-...``), the job's log if it was not there before, the run dir and the
+    dirs above it if they were made for this run and are empty now. A dir that was there
+    before (a run dir given to ``resume=``, the current dir) is never removed.
     """
-    if not HydraConfig.initialized():
+    if not HydraConfig.initialized() or _before is None:
         return
     hydra = HydraConfig.get()
-    run_dir = Path(hydra.runtime.output_dir)
-    if hydra.output_subdir and Path(hydra.output_subdir).parent != Path("."):
-        shutil.rmtree(run_dir / hydra.output_subdir, ignore_errors=True)
-        with contextlib.suppress(OSError):  # only if empty: the resumed run's own config stays
-            (run_dir / hydra.output_subdir).parent.rmdir()
-    job_log = run_dir / f"{hydra.job.name}.log"
-    if job_log.is_file() and job_log.stat().st_size == 0:  # opened by Hydra, nothing logged
-        job_log.unlink()
-    if not run_dir.is_dir() or not {p.name for p in run_dir.iterdir()} <= {".hydra"}:
+    run_dir = Path(hydra.runtime.output_dir).absolute()
+    if run_dir != _before.run_dir:
         return
-    shutil.rmtree(run_dir)
-    cwd = Path.cwd().resolve()
-    for parent in run_dir.resolve().parents:
-        if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
-            break
-        parent.rmdir()
+    before = _before.entries or frozenset()
+    if hydra.output_subdir:
+        written = run_dir / hydra.output_subdir  # .hydra, or .hydra/resume-<time>
+        top = run_dir / Path(hydra.output_subdir).parts[0]
+        if written != top or top.name not in before:  # a dir this run made
+            for name in HYDRA_FILES:
+                (written / name).unlink(missing_ok=True)
+            for folder in (written, top) if top.name not in before else (written,):
+                with contextlib.suppress(OSError):  # only if empty
+                    folder.rmdir()
+    job_log = run_dir / f"{hydra.job.name}.log"
+    if job_log.name not in before:
+        job_log.unlink(missing_ok=True)
+    if _before.entries is None:
+        for folder in (run_dir, *_before.created):
+            with contextlib.suppress(OSError):  # only if empty
+                folder.rmdir()
+
+
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")  # what Hydra writes per run

@@ -14,7 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from seqlab.data.base import CLASSIFY, IGNORE_INDEX, TASKS, Batch, Sample
 from seqlab.data.vocab import Vocab
-from seqlab.errors import SettingError, check_choice, check_positive
+from seqlab.errors import SettingError, check_at_least, check_choice, check_positive
 from seqlab.inference import Prediction, classify, predict_next
 from seqlab.metrics import (
     TEST_ACC,
@@ -35,6 +35,17 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
 }
+
+
+RUNNING = ("train_loss", "train_acc")  # the metrics a checkpoint mid-epoch carries on
+
+
+def _states(metric: torch.nn.Module) -> dict[str, torch.Tensor]:
+    metric.persistent(True)
+    try:
+        return {name: value.detach().cpu() for name, value in metric.state_dict().items()}
+    finally:
+        metric.persistent(False)
 
 
 class SeqModule(pl.LightningModule):
@@ -70,11 +81,18 @@ class SeqModule(pl.LightningModule):
         check_choice("task", task, TASKS)
         check_choice("optimizer", optimizer, OPTIMIZERS)
         check_positive("lr", lr)
-        if weight_decay < 0:
-            raise SettingError("weight_decay", weight_decay, "expected a number >= 0")
+        check_at_least("weight_decay", weight_decay, 0)
         self.save_hyperparameters()
-        self.vocab = Vocab.from_dict(vocab)
+        try:
+            self.vocab = Vocab.from_dict(vocab)
+        except ValueError as err:
+            raise SettingError("vocab", vocab, str(err)) from None
         self.class_names = list(class_names)
+        if len(set(self.class_names)) != len(self.class_names) or len(self.class_names) < 2:
+            raise SettingError("class_names", class_names, "expected two or more distinct names")
+        if task != CLASSIFY and self.class_names != self.vocab.tokens:
+            reason = "a next-token model's classes are its vocabulary's tokens"
+            raise SettingError("class_names", class_names, reason)
         self.net = RecurrentNet(
             vocab_size=len(self.vocab),
             num_outputs=len(self.class_names),
@@ -118,12 +136,36 @@ class SeqModule(pl.LightningModule):
         loss, scores, targets = self._scores(batch)
         self.train_loss.update(loss, weight=(targets != IGNORE_INDEX).sum())
         self.train_acc.update(scores, targets)
-        if self.trainer.is_last_batch:
+        if self.trainer.is_last_batch or self._last_step():
             # the epoch means, registered once: each self.log call costs about a millisecond of
             # bookkeeping, more than a lesson's whole step
             self.log(TRAIN_LOSS, self.train_loss, on_step=False, on_epoch=True)
             self.log(TRAIN_ACC, self.train_acc, on_step=False, on_epoch=True)
         return loss
+
+    def _last_step(self) -> bool:
+        """This step is the run's last (trainer.max_steps), though not its epoch's last."""
+        max_steps = self.trainer.max_steps
+        return max_steps > 0 and self.trainer.global_step + 1 >= max_steps
+
+    def on_train_epoch_start(self) -> None:
+        # a new epoch starts its running means at zero; an epoch resumed in the middle keeps
+        # the ones its checkpoint restored
+        if self.trainer.fit_loop.epoch_loop.batch_progress.current.ready == 0:
+            self.train_loss.reset()
+            self.train_acc.reset()
+
+    def running_metrics(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The training epoch's running metric states, as a checkpoint keeps them."""
+        return {name: _states(getattr(self, name)) for name in RUNNING}
+
+    def load_running_metrics(self, states: dict[str, dict[str, torch.Tensor]]) -> None:
+        for name in RUNNING:
+            if name in states:
+                metric = getattr(self, name)
+                metric.persistent(True)  # its states become part of its state_dict
+                metric.load_state_dict(states[name])
+                metric.persistent(False)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, self.val_loss, self.val_acc)

@@ -1,11 +1,14 @@
 """What a checkpoint is for: evaluate it, generate text with it, predict with it.
 
 Each command needs only ``ckpt_path``: the checkpoint carries the model's build arguments, its
-vocabulary and classes, and the DataModule it was trained on. A bad setting ends a command
-with one line naming it, before anything is computed, and nothing is written.
+vocabulary and classes, and the DataModule it was trained on. Every setting is checked (types
+from each tool's settings dataclass, then its ranges) and the checkpoint too, before anything
+is computed; a bad one ends the command with one line naming it, and nothing is written.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import pytorch_lightning as pl
 import torch
@@ -16,17 +19,17 @@ from rich.table import Table
 from seqlab.checkpoint import datamodule_from, load_checkpoint, module_from
 from seqlab.data import CLASSIFY
 from seqlab.data.text import read_text
-from seqlab.data.vocab import UNKNOWN_POLICIES, Vocab
-from seqlab.errors import SettingError, check_choice, check_positive, exits_on_setting_error
+from seqlab.data.vocab import Vocab
+from seqlab.errors import SettingError, exits_on_setting_error
 from seqlab.inference import classify, generate, predict_next
-from seqlab.launch import quiet_known_noise
+from seqlab.launch import check_accelerator, quiet_known_noise
 from seqlab.module import SeqModule
+from seqlab.settings import EvalSettings, GenerateSettings, PredictSettings, plain, settings_from
 
 
 def encode_setting(vocab: Vocab, name: str, text: str, unknown: str) -> torch.Tensor:
     """``text`` as ids; characters the model never saw are a :class:`SettingError` naming them
     (or are dropped with ``unknown=skip``, or become ``<unk>`` with ``unknown=unk``)."""
-    check_choice("unknown", unknown, UNKNOWN_POLICIES)
     try:
         ids = vocab.encode(text, unknown=unknown)
     except ValueError:
@@ -38,34 +41,48 @@ def encode_setting(vocab: Vocab, name: str, text: str, unknown: str) -> torch.Te
     return ids
 
 
+def _with_text(cfg: DictConfig, *names: str) -> dict:
+    """The tool's settings; a number given as a text (prompt=42) is that text."""
+    values = plain(cfg)
+    for name in names:
+        if type(values.get(name)) is int:
+            values[name] = str(values[name])
+    return values
+
+
+def _load(ckpt_path: str) -> tuple[dict, SeqModule]:
+    checkpoint = load_checkpoint(ckpt_path)
+    return checkpoint, module_from(checkpoint, partial(SettingError, "ckpt_path", ckpt_path))
+
+
 @exits_on_setting_error
 def generate_main(cfg: DictConfig) -> str:
-    """Continue ``cfg.prompt``, printing each character as it is drawn; returns the text."""
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    module = module_from(checkpoint)
-    _refuse_for_generation(module, cfg.ckpt_path)
-    if cfg.length < 0:
-        raise SettingError("length", cfg.length, "expected a number >= 0")
-    check_positive("temperature", cfg.temperature)
-    if cfg.top_k is not None:
-        check_positive("top_k", cfg.top_k)
-    prompt = encode_setting(module.vocab, "prompt", cfg.prompt, cfg.unknown)
+    """Continue ``cfg.prompt``, printing each token as it is drawn; returns the text."""
+    settings = settings_from(GenerateSettings, _with_text(cfg, "prompt"))
+    _, module = _load(settings.ckpt_path)
+    _refuse_for_generation(module, settings.ckpt_path)
+    vocab = module.vocab
+    prompt = encode_setting(vocab, "prompt", settings.prompt, settings.unknown)
 
-    text = module.vocab.decode(prompt)
+    # the prompt as typed: an unknown character the model reads as <unk> is shown as itself
+    known = [
+        t for t in vocab.split(settings.prompt) if settings.unknown != "skip" or t in vocab.index
+    ]
+    space = "" if vocab.level == "char" else " "
+    text = space.join(known)
     print(text, end="", flush=True)
     tokens = generate(
         module.net,
         prompt,
-        cfg.length,
-        banned=module.vocab.special_ids,
-        greedy=cfg.greedy,
-        temperature=cfg.temperature,
-        top_k=cfg.top_k,
-        generator=torch.Generator().manual_seed(cfg.seed),
+        settings.length,
+        banned=vocab.special_ids,
+        greedy=settings.greedy,
+        temperature=settings.temperature,
+        top_k=settings.top_k,
+        generator=torch.Generator().manual_seed(settings.seed),
     )
-    space = "" if module.vocab.level == "char" else " "
     for token in tokens:
-        piece = space + module.vocab.tokens[token]
+        piece = space + vocab.tokens[token]
         print(piece, end="", flush=True)  # streamed: a long text shows as it is written
         text += piece
     print()
@@ -93,12 +110,12 @@ def _refuse_for_generation(module: SeqModule, ckpt_path: str) -> None:
 def predict_main(cfg: DictConfig) -> list[str]:
     """Label and probability of each text (classifier), or its next characters (next-character
     model); one tab-separated line per text. Returns the lines."""
-    texts = _texts(cfg.get("text"), cfg.get("file"))
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    module = module_from(checkpoint)
+    settings = settings_from(PredictSettings, _with_text(cfg, "text"))
+    texts = _texts(settings)
+    checkpoint, module = _load(settings.ckpt_path)
     # the checks first: no line is printed for a batch that has a bad text in it
     vocab = module.vocab
-    inputs = [vocab.decode(encode_setting(vocab, "text", t, cfg.unknown)) for t in texts]
+    inputs = [vocab.decode(encode_setting(vocab, "text", t, settings.unknown)) for t in texts]
 
     if module.hparams.task == CLASSIFY:
         results = classify(module.net, vocab, module.class_names, inputs)
@@ -113,14 +130,13 @@ def predict_main(cfg: DictConfig) -> list[str]:
     return lines
 
 
-def _texts(text: str | None, file: str | None) -> list[str]:
-    if (text is None) == (file is None):
-        raise SettingError("text", text, "give text=... or file=... (one text per line)")
-    if text is not None:
-        return [str(text)]
-    lines = [line for line in read_text(file, "file").splitlines() if line.strip()]
+def _texts(settings: PredictSettings) -> list[str]:
+    if settings.text is not None:
+        return [settings.text]
+    assert settings.file is not None  # PredictSettings asks for one of the two
+    lines = [line for line in read_text(settings.file, "file").splitlines() if line.strip()]
     if not lines:
-        raise SettingError("file", file, "no text in it")
+        raise SettingError("file", settings.file, "no text in it")
     return lines
 
 
@@ -129,14 +145,15 @@ def eval_main(cfg: DictConfig) -> dict[str, float]:
     """The checkpoint's metrics on the data it was trained on: validation, and test if the data
     has a test split. They equal what training logged for the same checkpoint."""
     quiet_known_noise()
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    module = module_from(checkpoint)
-    datamodule = datamodule_from(checkpoint)
+    settings = settings_from(EvalSettings, plain(cfg))
+    check_accelerator(DictConfig({"accelerator": settings.accelerator, "devices": 1}))
+    checkpoint, module = _load(settings.ckpt_path)
+    fail = partial(SettingError, "ckpt_path", settings.ckpt_path)
+    datamodule = datamodule_from(checkpoint, fail)
     if datamodule.vocab != module.vocab:
-        reason = "the data has changed since training: its vocabulary differs"
-        raise SettingError("ckpt_path", cfg.ckpt_path, reason)
+        raise fail("the data has changed since training: its vocabulary differs")
     trainer = pl.Trainer(
-        accelerator=cfg.accelerator,
+        accelerator=settings.accelerator,
         devices=1,
         logger=False,
         enable_checkpointing=False,
@@ -149,7 +166,7 @@ def eval_main(cfg: DictConfig) -> dict[str, float]:
 
     console = Console()
     console.print(
-        f"{cfg.ckpt_path}: epoch {checkpoint['epoch']}, step {checkpoint['global_step']}",
+        f"{settings.ckpt_path}: epoch {checkpoint['epoch']}, step {checkpoint['global_step']}",
         soft_wrap=True,
     )
     table = Table("metric", "value")

@@ -18,13 +18,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from seqlab.callbacks.last_checkpoint import LastCheckpoint
 from seqlab.callbacks.predictions import LessonPredictions, prediction_rows
 from seqlab.callbacks.summary import RunSummary, record_failure
-from seqlab.checkpoint import AtomicCheckpointIO, SeqlabSection, check_same_model, continuation
+from seqlab.checkpoint import AtomicCheckpointIO, SeqlabSection, check_continuation, continuation
 from seqlab.config import instantiate_setting, run_hparams
 from seqlab.data import SeqDataModule
-from seqlab.errors import RefusedSettings, SettingError, check_choice
+from seqlab.errors import RefusedSettings, RunFailed, SettingError
 from seqlab.inference import Prediction
+from seqlab.interrupt import GracefulStop, RunInterrupted, interrupts
 from seqlab.launch import (
     check_launch,
     discard_unused_run_dir,
@@ -34,6 +36,8 @@ from seqlab.launch import (
 )
 from seqlab.metrics import METRICS, METRICS_FILE, task_metrics
 from seqlab.module import SeqModule
+from seqlab.settings import check_train_config
+from seqlab.stopping import report_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +62,9 @@ class RunResult:
     def optimized_value(self) -> float:
         if self.optimized_metric not in self.best:
             logged = ", ".join(self.best) or "nothing"
-            raise RuntimeError(
-                f"optimized_metric {self.optimized_metric!r} was never logged ({logged} was)"
+            raise RunFailed(
+                f"no validation ran, so optimized_metric {self.optimized_metric} was never "
+                f"measured; metrics.json keeps what was logged ({logged})"
             )
         return self.best[self.optimized_metric]
 
@@ -71,10 +76,10 @@ def train(cfg: DictConfig) -> RunResult:
     raises :class:`SettingError` naming its key.
     """
     quiet_known_noise()
-    check_choice("optimized_metric", cfg.optimized_metric, METRICS)
+    settings, _ = check_train_config(cfg)
     check_launch(cfg)
     share_machine(cfg)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    pl.seed_everything(settings.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)
 
     datamodule: SeqDataModule = instantiate_setting(cfg.data, "data")
@@ -92,9 +97,9 @@ def train(cfg: DictConfig) -> RunResult:
         task=datamodule.task,
     )
     callbacks = _instantiate_all(cfg.get("callbacks"), "callbacks")
-    start = continuation(cfg.get("resume"), cfg.get("ckpt_path"), _last_checkpoint(callbacks))
+    start = continuation(settings.resume, settings.ckpt_path, _last_checkpoint(callbacks))
     if start:
-        check_same_model(start.checkpoint, model, start.key, start.value)
+        check_continuation(start, model)
     # resuming in place: TensorBoard hides what the stopped run logged after its last
     # checkpoint, since those steps are logged again
     purge_step = start.checkpoint["global_step"] + 1 if start and start.in_place else None
@@ -111,7 +116,7 @@ def train(cfg: DictConfig) -> RunResult:
             "trainer",
             **_switched_off(cfg.get("callbacks")),
             logger=loggers or False,
-            callbacks=[*callbacks, predictions, summary, SeqlabSection()],
+            callbacks=[*callbacks, predictions, summary, SeqlabSection(), GracefulStop()],
             plugins=[AtomicCheckpointIO()],
         )
     except InstantiationException as err:
@@ -120,7 +125,12 @@ def train(cfg: DictConfig) -> RunResult:
             raise RefusedSettings("trainer", str(err.__cause__)) from None
         raise
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=start.path if start else None)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=start.path if start else None)
+    except RunInterrupted as stop:
+        stop.epoch, stop.step = trainer.current_epoch, trainer.global_step
+        stop.trained = summary.trained
+        raise
 
     if not trainer.is_global_zero:
         return RunResult(
@@ -163,12 +173,12 @@ def _switched_off(callbacks: DictConfig | None) -> dict[str, bool]:
 
 
 def _last_checkpoint(callbacks: list) -> Path | None:
-    """Where this run's checkpoint callback keeps last.ckpt, if it keeps one."""
+    """Where this run keeps last.ckpt, if it keeps one."""
     for callback in callbacks:
+        if isinstance(callback, LastCheckpoint):
+            return callback.path
         if isinstance(callback, ModelCheckpoint) and callback.save_last and callback.dirpath:
-            return (
-                Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
-            )
+            return Path(callback.format_checkpoint_name({}, callback.CHECKPOINT_NAME_LAST))
     return None
 
 
@@ -193,15 +203,32 @@ def _print_result(result: RunResult) -> None:
 def main(cfg: DictConfig) -> float:
     """Hydra's task function: train, and return the optimised metric's best value.
 
-    A bad setting in a single run ends it with one line on stderr and exit status 1, and the
-    run dir Hydra made for it is removed. In a sweep every failure is recorded in the job's
-    metrics.json and re-raised, so the launcher marks the job failed and the others go on.
+    A bad setting in a single run ends it with one line on stderr and exit status 1, and what
+    Hydra made for it is removed. A run that fails for a reason one line tells (a full disk, a
+    diverged loss) is marked failed in its metrics.json with that line. SIGINT / SIGTERM end it
+    at a step boundary with last.ckpt saved, status ``interrupted``, the command that resumes
+    it, and exit status 130 / 143; a sweep stops there and says which jobs did not run. In a
+    sweep, any other failure is recorded in the job's metrics.json and re-raised, so the
+    launcher marks the job failed and the others go on.
     """
+    interrupts.install()
+    summary = Path(cfg.paths.output_dir) / METRICS_FILE
     try:
         return train(cfg).optimized_value
-    except Exception as err:
-        if isinstance(err, SettingError) and not is_multirun():
+    except SettingError as err:
+        if not is_multirun():
             discard_unused_run_dir()
             raise SystemExit(f"error: {err}") from None
-        record_failure(Path(cfg.paths.output_dir) / METRICS_FILE, err)
+        record_failure(summary, err)
+        raise
+    except RunInterrupted as stop:
+        report_interrupt(Path(cfg.paths.output_dir), stop)
+        raise SystemExit(stop.exit_status) from None
+    except RunFailed as err:
+        record_failure(summary, err)
+        if not is_multirun():
+            raise SystemExit(f"error: {err}") from None
+        raise
+    except Exception as err:
+        record_failure(summary, err)
         raise

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -166,7 +167,7 @@ def test_corpus_shorter_than_seq_len_plus_one_is_named(tmp_path: Path):
         SettingError,
         match=re.escape("seq_len=500 is invalid: expected 1 <= seq_len < 100 (val split)"),
     ):
-        TextDataModule(path=_corpus(tmp_path, "x" * 1000), seq_len=500)
+        TextDataModule(path=_corpus(tmp_path, "xy" * 500), seq_len=500)
 
 
 def test_textfile_trains_and_evaluates_its_test_split(make_cfg, tmp_path: Path):
@@ -183,4 +184,5 @@ def test_textfile_trains_and_evaluates_its_test_split(make_cfg, tmp_path: Path):
 
     assert {"val/loss", "val/acc", "val/bpc"} <= set(result.final)
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
-    assert datamodule_from(checkpoint).test_set is not None
+    fail = partial(SettingError, "ckpt_path", "last.ckpt")
+    assert datamodule_from(checkpoint, fail).test_set is not None

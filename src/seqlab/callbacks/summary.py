@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -15,6 +17,8 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from seqlab.callbacks.predictions import LessonPredictions
+from seqlab.errors import RunFailed, SettingError
+from seqlab.interrupt import RunInterrupted
 from seqlab.metrics import METRICS, TRAIN_LOSS, VAL_LOSS, metric_mode
 
 
@@ -30,28 +34,59 @@ def _strict(value: Any) -> Any:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as strict JSON so that a reader never sees a half-written file."""
+    """Write ``data`` as strict JSON so that a reader never sees a half-written file (under a
+    temporary name of its own, so two writers never share one; removed if the write fails)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_strict(data), indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(json.dumps(_strict(data), indent=2, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for metrics.json: a known failure in its own words, else type and message."""
+    if isinstance(error, RunFailed | SettingError):
+        return str(error)
+    return f"{type(error).__name__}: {error}".strip().splitlines()[0]
 
 
 def record_failure(path: Path, error: BaseException) -> None:
-    """Mark the run at ``path`` failed, unless the summary already recorded how it ended."""
-    if path.is_file() and json.loads(path.read_text()).get("status") in ("failed", "interrupted"):
+    """Mark a run failed that ended before it wrote its summary (a bad setting in a sweep job).
+
+    A metrics.json already there is left as it is: it is this run's own record of how it
+    ended, or a resumed run's from before this process, which a failed start must not change.
+    """
+    if path.is_file():
         return
-    write_json(path, {"status": "failed", "error": f"{type(error).__name__}: {error}"})
+    with contextlib.suppress(OSError):  # a full disk: the one line on stderr still tells
+        write_json(path, {"status": "failed", "error": describe_error(error)})
+
+
+# what a checkpoint keeps of the summary, by type (with wall_time, a number)
+SUMMARY_STATE = {"final": dict, "best": dict, "best_epoch": dict, "at_best": dict, "epochs": int}
+
+
+class Diverged(RunFailed):
+    """The training or validation loss is no longer a finite number."""
 
 
 class RunSummary(pl.Callback):
-    """Tracks the final and best value of every logged metric.
+    """Tracks the final and best value of every logged metric, and the epoch of each best.
 
     After every training epoch it rewrites ``path`` (``metrics.json``: the machine-readable
-    summary later tools read) and fails the run if its loss is no longer finite. At the end of
-    fit it logs ``hparams`` to TensorBoard with the real final and best metrics
-    (``final/val/loss``, ``best/val/loss``, ...), so the HPARAMS tab can sort runs. Its state is
-    saved in checkpoints, so a resumed run keeps its best values and wall time.
+    summary later tools read) and fails the run if its loss is no longer finite. ``at_best``
+    holds every metric of the epoch whose ``optimized_metric`` was best: the epoch best.ckpt
+    holds. At the end of fit it logs ``hparams`` to TensorBoard with the real final and best
+    metrics (``final/val/loss``, ``best/val/loss``, ...), so the HPARAMS tab can sort runs. Its
+    state is saved in checkpoints, so a resumed run keeps its best values and wall time.
+
+    A failure before this process trained a step leaves metrics.json as it was: a rejected
+    resume changes nothing in the run dir.
     """
 
     def __init__(
@@ -66,9 +101,12 @@ class RunSummary(pl.Callback):
         self.predictions = predictions
         self.final: dict[str, float] = {}
         self.best: dict[str, float] = {}
+        self.best_epoch: dict[str, int] = {}  # Lightning's epoch index (from 0), as checkpoints
+        self.at_best: dict[str, float] = {}
         self.epochs = 0
         self.status = "running"
         self.error: str | None = None
+        self.trained = False  # this process has started training
         self._wall_time = 0.0  # of earlier sessions of this run (resume)
         self._started = time.monotonic()
 
@@ -79,20 +117,28 @@ class RunSummary(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._started = time.monotonic()
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.trained = True
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # validation of this epoch has run: callback_metrics hold its epoch means
-        for name, value in trainer.callback_metrics.items():
-            value = float(value)
-            self.final[name] = value
-            if name in METRICS and math.isfinite(value):
-                better = min if metric_mode(name) == "min" else max
-                self.best[name] = better(self.best.get(name, value), value)
-        self.epochs = trainer.current_epoch + 1
+        epoch = trainer.current_epoch
+        current = {name: float(value) for name, value in trainer.callback_metrics.items()}
+        self.final.update(current)
+        for name, value in current.items():
+            if name not in METRICS or not math.isfinite(value):
+                continue
+            better = min if metric_mode(name) == "min" else max
+            if name not in self.best or better(self.best[name], value) != self.best[name]:
+                self.best[name], self.best_epoch[name] = value, epoch
+                if name == self.optimized_metric:
+                    self.at_best = {m: v for m, v in current.items() if m in METRICS}
+        self.epochs = epoch + 1
         self._write(trainer)
         for name in (TRAIN_LOSS, VAL_LOSS):
             if not math.isfinite(self.final.get(name, 0.0)):
-                raise FloatingPointError(
-                    f"{name} is {self.final[name]} at epoch {self.epochs}: training diverged "
+                raise Diverged(
+                    f"{name} is {self.final[name]} at epoch {epoch}: training diverged "
                     "(try a lower model.lr or trainer.gradient_clip_val=1.0)"
                 )
 
@@ -114,9 +160,12 @@ class RunSummary(pl.Callback):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        self.status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
-        self.error = f"{type(exception).__name__}: {exception}"
-        self._write(trainer)
+        if not self.trained:  # nothing of this process to record; an earlier summary stays
+            return
+        self.status = "interrupted" if isinstance(exception, RunInterrupted) else "failed"
+        self.error = describe_error(exception)
+        with contextlib.suppress(OSError):  # a full disk: the error line still tells
+            self._write(trainer)
 
     def summary(self, global_step: int) -> dict[str, Any]:
         return {
@@ -129,6 +178,8 @@ class RunSummary(pl.Callback):
             "num_threads": torch.get_num_threads(),
             "final": self.final,
             "best": self.best,
+            "best_epoch": self.best_epoch,
+            "at_best": self.at_best,
             "predictions": [asdict(p) for p in self.predictions.latest] if self.predictions else [],
         }
 
@@ -137,8 +188,24 @@ class RunSummary(pl.Callback):
             write_json(self.path, self.summary(trainer.global_step))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"final": self.final, "best": self.best, "wall_time": self.wall_time}
+        state = {name: getattr(self, name) for name in SUMMARY_STATE}
+        return state | {"wall_time": self.wall_time}
+
+    @classmethod
+    def check_state(cls, state: Any) -> str | None:
+        """What is wrong with a checkpoint's record of this callback, or None."""
+        if not isinstance(state, dict) or not isinstance(state.get("wall_time"), int | float):
+            return "no wall_time"
+        for name in ("final", "best"):  # present since the first format; the rest may not be
+            if not isinstance(state.get(name), dict):
+                return f"no {name} metrics"
+        for name, kind in SUMMARY_STATE.items():
+            if name in state and not isinstance(state[name], kind):
+                return f"its {name} is not a {kind.__name__}"
+        return None
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.final, self.best = state_dict["final"], state_dict["best"]
+        for name in SUMMARY_STATE:
+            if name in state_dict:
+                setattr(self, name, state_dict[name])
         self._wall_time = state_dict["wall_time"]

@@ -8,9 +8,9 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
-from seqlab.data.base import CLASSIFY, Batch, Sample, SeqDataModule
+from seqlab.data.base import CLASSIFY, Batch, Sample, SeqDataModule, check_loading
 from seqlab.data.vocab import PAD, Vocab
-from seqlab.errors import SettingError, check_positive
+from seqlab.errors import SettingError
 
 
 class LabelledSequences(Dataset):
@@ -64,7 +64,11 @@ class LabelledTextDataModule(SeqDataModule):
             raise SettingError("texts", texts, "expected a list of non-empty strings")
         if len(labels) != len(texts):
             raise SettingError("labels", labels, f"expected one label per text ({len(texts)})")
-        check_positive("batch_size", batch_size)
+        if any(not label.strip() for label in labels):
+            raise SettingError("labels", labels, "expected a non-empty label for every text")
+        if len(set(labels)) < 2:
+            raise SettingError("labels", labels, "expected two or more classes: nothing to learn")
+        check_loading(batch_size, num_workers)
         self.batch_size, self.num_workers = batch_size, num_workers
 
         self.vocab = Vocab.from_texts(texts, specials=[PAD])

@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from seqlab.data.base import CLASSIFY, Batch, Sample, SeqDataModule, already_collated
 from seqlab.data.vocab import Vocab
-from seqlab.errors import SettingError
+from seqlab.errors import SettingError, check_seed
 
 # one alphabet for the symbol and the distractors: only its place marks the symbol to recall, so
 # a distractor cannot be told apart and tuned out. With a separate alphabet a plain RNN learns to
@@ -71,6 +71,7 @@ class MemoryDataModule(SeqDataModule):
         for name, value in sizes.items():
             if not (isinstance(value, int) and value >= 1):
                 raise SettingError(name, value, "expected a whole number >= 1")
+        check_seed("seed", seed)
         self.batch_size = batch_size
 
         self.class_names = list(SYMBOLS[:num_symbols])

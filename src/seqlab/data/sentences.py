@@ -13,10 +13,19 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from seqlab.data.base import CLASSIFY, Batch, EpochShuffle, Sample, SeqDataModule
+from seqlab.data.base import (
+    CLASSIFY,
+    Batch,
+    EpochShuffle,
+    ResumableLoader,
+    Sample,
+    SeqDataModule,
+    check_loading,
+    fingerprint,
+)
 from seqlab.data.labelled import LabelledSequences, PadCollate
 from seqlab.data.vocab import LEVELS, PAD, UNK, Vocab
-from seqlab.errors import SettingError, check_choice, check_positive
+from seqlab.errors import SettingError, check_choice, check_seed
 
 # the files a folder may hold, by split: the first name found is used
 SPLIT_FILES = {"train": ("train",), "val": ("dev", "val"), "test": ("test",)}
@@ -26,12 +35,16 @@ SAMPLE_TOKENS = {"word": 30, "char": 150}  # a longer sample is cut: shown (and 
 
 Fail = Callable[[str], SettingError]  # the SettingError of the setting that named the file
 
+# a sentence is one CSV field: allow any length (the csv module stops at 131,072 characters)
+csv.field_size_limit(2**31 - 1)
+
 
 @dataclass
 class Rows:
     """One split as read from its file: each row's text, label and line number."""
 
     name: str  # the file's name, as errors show it
+    file: Path
     texts: list[str]
     labels: list[str]
     lines: list[int]
@@ -39,6 +52,7 @@ class Rows:
     def subset(self, indices: list[int]) -> Rows:
         return Rows(
             self.name,
+            self.file,
             [self.texts[i] for i in indices],
             [self.labels[i] for i in indices],
             [self.lines[i] for i in indices],
@@ -59,7 +73,7 @@ class LengthBuckets(Sampler[list[int]]):
         self.sampler = EpochShuffle(len(lengths), seed)
 
     def __iter__(self) -> Iterator[list[int]]:
-        shuffled = torch.tensor(list(self.sampler), dtype=torch.long)
+        shuffled = self.sampler.permutation().long()
         by_length = shuffled[torch.argsort(self.lengths[shuffled], stable=True)]
         batches = by_length.split(self.batch_size)
         generator = self.sampler.generator()
@@ -129,7 +143,11 @@ class SentencesDataModule(SeqDataModule):
             raise SettingError("max_size", max_size, "expected null or > 2 (<pad> and <unk> count)")
         if not 0 <= token_dropout < 1:
             raise SettingError("token_dropout", token_dropout, "expected 0 <= token_dropout < 1")
-        check_positive("batch_size", batch_size)
+        check_loading(batch_size, num_workers)
+        check_seed("split_seed", split_seed)
+        if text_column == label_column:
+            reason = "the text and the label must be two columns (label_column is the same)"
+            raise SettingError("text_column", text_column, reason)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.bucket, self.token_dropout = bucket, token_dropout
         columns = (text_column, label_column)
@@ -148,6 +166,9 @@ class SentencesDataModule(SeqDataModule):
                 Path(path).expanduser(), columns, val_fraction, split_seed, fail
             )
             test = None
+        for rows in (train, val, test):
+            if rows is not None:
+                self.data_files[str(rows.file)] = fingerprint(rows.file)
 
         self.vocab = Vocab.from_texts(
             train.texts,
@@ -158,6 +179,9 @@ class SentencesDataModule(SeqDataModule):
             max_size=max_size,
         )
         self.class_names = sorted(set(train.labels))
+        if len(self.class_names) < 2:
+            reason = f"{train.name} has one class only ({self.class_names[0]!r}): nothing to learn"
+            raise fail(reason)
         self.train_set = self._encode(train, fail)
         self.val_set = self._encode(val, fail)
         self.test_set = None if test is None else self._encode(test, fail)
@@ -200,7 +224,7 @@ class SentencesDataModule(SeqDataModule):
         collate = self.collate
         if self.token_dropout:
             collate = TokenDropout(self.collate, self.token_dropout, self.vocab.index[UNK])
-        return DataLoader(
+        return ResumableLoader(
             self.train_set, num_workers=self.num_workers, collate_fn=collate, **batches
         )
 
@@ -262,9 +286,12 @@ def _read(file: Path, columns: tuple[str, str], fail: Fail) -> Rows:
         if column not in header:
             found = ", ".join(header) or "none"
             raise SettingError(setting, column, f"{file.name} has no such column (it has {found})")
+    repeated = sorted({column for column in header if header.count(column) > 1})
+    if repeated:
+        raise fail(f"{file.name}: column {repeated[0]!r} appears more than once in the header")
     text_at, label_at = header.index(text_column), header.index(label_column)
 
-    rows = Rows(file.name, [], [], [])
+    rows = Rows(file.name, file, [], [], [])
     for row in reader:
         if not row:
             continue  # a blank line
@@ -273,6 +300,8 @@ def _read(file: Path, columns: tuple[str, str], fail: Fail) -> Rows:
             raise fail(f"{file.name} line {reader.line_num}: {reason}")
         if not row[text_at].strip():
             raise fail(f"{file.name} line {reader.line_num}: no text in {text_column}")
+        if not row[label_at].strip():
+            raise fail(f"{file.name} line {reader.line_num}: no label in {label_column}")
         rows.texts.append(row[text_at])
         rows.labels.append(row[label_at].strip())
         rows.lines.append(reader.line_num)

@@ -14,9 +14,12 @@ from seqlab.data.base import (
     NEXT_TOKEN,
     Batch,
     EpochSeeded,
+    ResumableLoader,
     Sample,
     SeqDataModule,
     already_collated,
+    check_loading,
+    fingerprint,
 )
 from seqlab.data.vocab import UNK, Vocab
 from seqlab.errors import SettingError, check_choice, check_positive
@@ -152,14 +155,17 @@ class TextDataModule(SeqDataModule):
         self.collate = already_collated
         if path is not None:
             text = read_text(path)
+            self.data_files[path] = fingerprint(path)
+        name, value = ("text", text) if path is None else ("path", path)
         if not text or len(text) < 2:
-            name, value = ("text", text) if path is None else ("path", path)
             raise SettingError(name, value, "expected a text of at least 2 characters")
         check_choice("sampling", sampling, SAMPLINGS)
-        for name, value in [("batch_size", batch_size), ("stride", stride)]:
-            check_positive(name, value)
+        check_loading(batch_size, num_workers)
+        check_positive("stride", stride)
         if steps_per_epoch is not None:
             check_positive("steps_per_epoch", steps_per_epoch)
+        if min_char_count < 1:
+            raise SettingError("min_char_count", min_char_count, "expected a whole number >= 1")
         self.batch_size, self.num_workers, self.sampling = batch_size, num_workers, sampling
 
         rare = min_char_count > 1 or max_vocab is not None  # only then is <unk> needed
@@ -168,6 +174,12 @@ class TextDataModule(SeqDataModule):
         self.vocab = Vocab.from_texts(
             [text], specials=[UNK] if rare else [], min_count=min_char_count, max_size=max_vocab
         )
+        if len(self.vocab) < 2:  # one class: nothing to predict, and accuracy is undefined
+            only = ", ".join(map(repr, self.vocab.tokens))
+            reason = f"its vocabulary is {only} only: next-character prediction needs two or more"
+            if rare:
+                reason += f" (min_char_count={min_char_count} makes the rest <unk>)"
+            raise SettingError(name, value if path else text[:40], reason)
         ids = self.vocab.encode(text, unknown="unk")  # the whole text, once
         self.class_names = list(self.vocab.tokens)
 
@@ -223,7 +235,7 @@ class TextDataModule(SeqDataModule):
             return super().train_dataloader()
         # each item is a whole batch (batch_size=None): one gather per step
         sampler = StepSeeds(self.steps_per_epoch, seed=torch.initial_seed())
-        return DataLoader(
+        return ResumableLoader(
             self.train_set, batch_size=None, sampler=sampler, num_workers=self.num_workers
         )
 

@@ -30,9 +30,9 @@ class Vocab:
     def __init__(self, tokens: Sequence[str], level: str = "char", lowercase: bool = False) -> None:
         if level not in LEVELS:
             raise ValueError(f"level={level!r}: expected one of {', '.join(LEVELS)}")
-        self.tokens, self.level, self.lowercase = list(tokens), level, lowercase
-        if len(set(self.tokens)) != len(self.tokens):
+        if len(set(tokens)) != len(tokens):
             raise ValueError("vocabulary has repeated tokens")
+        self.tokens, self.level, self.lowercase = list(tokens), level, lowercase
         self.index = {token: i for i, token in enumerate(self.tokens)}
         if level == "char":
             chars = sorted((ord(t), i) for i, t in enumerate(self.tokens) if t not in SPECIALS)
@@ -64,7 +64,17 @@ class Vocab:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Vocab:
-        return cls(data["tokens"], data.get("level", "char"), data.get("lowercase", False))
+        """The vocabulary ``to_dict`` wrote; anything else is a ValueError saying what is wrong
+        (a checkpoint is a file anyone may have written)."""
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
+            raise ValueError("its tokens are not a list of non-empty strings")
+        level, lowercase = data.get("level", "char"), data.get("lowercase", False)
+        if type(lowercase) is not bool:
+            raise ValueError(f"lowercase is {lowercase!r}, not true or false")
+        if level == "char" and any(len(t) != 1 for t in tokens if t not in SPECIALS):
+            raise ValueError("a character vocabulary holds a token longer than one character")
+        return cls(tokens, level, lowercase)
 
     def __len__(self) -> int:
         return len(self.tokens)

@@ -138,8 +138,10 @@ class RecurrentNet(nn.Module):
         tokens = tokens.long()  # ids arrive in the corpus's compact dtype
         if self.embedding is not None:
             return self.embedding_dropout(self.embedding(tokens))  # (B, T, E)
-        # built on the batch's device, in one op: nothing per sample on the CPU
-        return F.one_hot(tokens, self.vocab_size).float()  # (B, T, V)
+        # built on the batch's device, in one op: nothing per sample on the CPU; in the
+        # parameters' dtype, so that a network cast to bf16 or float64 reads it as it is
+        dtype = next(self.rnn.parameters()).dtype
+        return F.one_hot(tokens, self.vocab_size).to(dtype)  # (B, T, V)
 
     def forward(
         self,

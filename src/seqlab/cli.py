@@ -1,0 +1,82 @@
+"""The commands' common front door: a mistake on the command line is one line, not a report.
+
+Hydra reports a config it cannot compose (an unknown option, a key that does not exist, an
+override it cannot parse, an interpolation it cannot resolve) over several lines with a hint
+about HYDRA_FULL_ERROR. :func:`run` lets Hydra raise instead and says the same in one line:
+the key, the value and what is allowed, exit status 1. Torch-free: ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from hydra.errors import (
+    ConfigCompositionException,
+    HydraException,
+    MissingConfigException,
+    OverrideParseException,
+)
+from omegaconf.errors import OmegaConfBaseException
+
+from seqlab.errors import SettingError
+
+
+def run(entry: Callable[[], Any]) -> Any:
+    """Call a ``@hydra.main`` function, turning Hydra's composition errors into one line."""
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # raise, so the error can be read, not printed
+    try:
+        return entry()
+    except SettingError as err:  # raised by a Hydra callback before the run started
+        raise SystemExit(f"error: {err}") from None
+    except (HydraException, OmegaConfBaseException) as err:
+        line = describe(err)
+        if line is None:
+            raise
+        raise SystemExit(f"error: {line}") from None
+    except KeyboardInterrupt:  # Ctrl-C while starting up, before a run could stop cleanly
+        print("interrupted before a run started: nothing was trained", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def describe(err: BaseException) -> str | None:
+    """One line for a config Hydra could not compose; None for anything else (a real bug)."""
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        return str(SettingError(group, option, f"expected one of {', '.join(err.options)}"))
+    cause = err.__cause__
+    if isinstance(err, ConfigCompositionException) and isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None)
+        parent = getattr(cause, "parent_node", None)
+        if key and "not in struct" in str(cause):
+            value = _given(key)
+            known = [str(k) for k in parent or () if not str(k).startswith("_")]
+            reason = (
+                f"no such setting; expected one of {', '.join(known)}"
+                if known
+                else ("no such setting")
+            )
+            return f"{key}={value} is invalid: {reason} (a new key is added with +{key}={value})"
+        return f"{key or 'config'}: {_first_line(cause)}"
+    if isinstance(err, OverrideParseException | ConfigCompositionException):
+        return _first_line(err)
+    if isinstance(err, OmegaConfBaseException):
+        key = getattr(err, "full_key", None)
+        return f"{key}: {_first_line(err)}" if key else _first_line(err)
+    return None
+
+
+def _given(key: str) -> str:
+    """The value the command line gave ``key``, as typed."""
+    for argument in sys.argv[1:]:
+        name, equals, value = argument.partition("=")
+        if equals and name.lstrip("+~") == key:
+            return value
+    return "..."
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(getattr(err, "msg", None) or err).strip()
+    return " ".join(text.splitlines()[0].split()) if text else type(err).__name__

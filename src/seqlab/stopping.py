@@ -1,0 +1,58 @@
+"""What an interrupted run tells its user: where it stopped, and the command that goes on."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+
+from seqlab.interrupt import RunInterrupted
+from seqlab.launch import is_multirun
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command line that continues the run at ``run_dir`` in place."""
+    overrides = []
+    if HydraConfig.initialized():
+        for override in HydraConfig.get().overrides.task:
+            key = override.split("=", 1)[0].lstrip("+~")
+            # how the run was launched, or where: resume= names the dir itself
+            if not key.startswith("hydra") and key not in ("resume", "hparams_search"):
+                overrides.append(override)
+    where = os.path.relpath(run_dir)
+    return shlex.join(["python", "scripts/train.py", *overrides, f"resume={where}"])
+
+
+def report_interrupt(run_dir: Path, stop: RunInterrupted) -> None:
+    """One line on stderr for the run; in a sweep, one more naming the jobs that did not run."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    where = "" if stop.step is None else f" at epoch {stop.epoch}, step {stop.step}"
+    if stop.step is None or not getattr(stop, "trained", False):
+        saved = "before training started: nothing to resume"
+    elif stop.forced or not last.is_file():
+        saved = "without a checkpoint of this step" + (
+            f"; continue from the last one: {resume_command(run_dir)}" if last.is_file() else ""
+        )
+    else:
+        saved = f"{os.path.relpath(last)} saved; continue with: {resume_command(run_dir)}"
+    print(f"interrupted by {stop.signal_name}{where}: {saved}", file=sys.stderr)
+    if is_multirun():
+        print(f"sweep stopped: {_not_run()}", file=sys.stderr)
+
+
+def _not_run() -> str:
+    """The jobs of this sweep after the current one, which will not run."""
+    from seqlab.sweeps import planned_jobs
+
+    hydra = HydraConfig.get()
+    planned = planned_jobs(Path(hydra.sweep.dir))
+    if planned is None:
+        return "the jobs after this one did not run"
+    later = planned[hydra.job.num + 1 :]
+    if not later:
+        return "this was its last job"
+    names = "; ".join(",".join(job) for job in later[:5]) + ("; ..." if len(later) > 5 else "")
+    return f"{len(later)} of {len(planned)} jobs did not run: {names}"
