@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import os
+import runpy
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -56,3 +62,54 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         return compose_train(tmp_path / "run", *(BARE if bare else QUIET), *overrides)
 
     return make
+
+
+@dataclass
+class Command:
+    status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stderr.strip().splitlines()
+
+
+def run_in_process(script: str, *args: str) -> Command:
+    """``python scripts/<script> args...`` run in this process from the current dir: the real
+    Hydra entry point (run dir, callbacks, clean-up) without the seconds a new process costs."""
+    argv, out, err = sys.argv, io.StringIO(), io.StringIO()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    sys.argv = [str(ROOT / "scripts" / script), *args]
+    status = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(sys.argv[0], run_name="__main__")
+    except SystemExit as done:
+        if isinstance(done.code, str):  # what Python prints on stderr, with exit status 1
+            err.write(done.code + "\n")
+            status = 1
+        else:
+            status = done.code or 0
+    finally:
+        sys.argv = argv
+        for signum, handler in handlers.items():  # the command installs its own
+            signal.signal(signum, handler)
+    return Command(status, out.getvalue(), err.getvalue())
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file and dir below ``root`` with a hash of its content: equal snapshots, nothing
+    was written, changed or removed."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        name = str(path.relative_to(root))
+        found[name] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Command]:
+    """``cli("train.py", *args)``: a command run in-process from ``tmp_path`` (a user's dir)."""
+    monkeypatch.chdir(tmp_path)
+    return run_in_process

@@ -52,13 +52,11 @@ def describe(err: BaseException) -> str | None:
         parent = getattr(cause, "parent_node", None)
         if key and "not in struct" in str(cause):
             value = _given(key)
-            known = [str(k) for k in parent or () if not str(k).startswith("_")]
-            reason = (
-                f"no such setting; expected one of {', '.join(known)}"
-                if known
-                else ("no such setting")
+            known = ", ".join(str(k) for k in parent or () if not str(k).startswith("_"))
+            return (
+                f"{key}={value} is invalid: not in the config (it has {known}); "
+                f"a key the config leaves out is added with +{key}={value}"
             )
-            return f"{key}={value} is invalid: {reason} (a new key is added with +{key}={value})"
         return f"{key or 'config'}: {_first_line(cause)}"
     if isinstance(err, OverrideParseException | ConfigCompositionException):
         return _first_line(err)

@@ -12,7 +12,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from seqlab.errors import SettingError
@@ -45,8 +45,11 @@ def check_launch(cfg: DictConfig) -> None:
     check_accelerator(cfg.trainer)
 
 
-def check_accelerator(trainer: DictConfig) -> None:
-    """The accelerator asked for is on this machine, with at least as many devices."""
+def check_accelerator(trainer: DictConfig | dict, prefix: str = "trainer.") -> None:
+    """The accelerator asked for is on this machine, with at least as many devices.
+
+    ``prefix``: where the settings are, ``trainer.`` in a training run, none for eval.py.
+    """
     import torch
 
     accelerator = str(trainer.get("accelerator", "auto"))
@@ -59,15 +62,15 @@ def check_accelerator(trainer: DictConfig) -> None:
     else:
         return  # auto (whatever there is), or one Lightning checks itself
     if found == 0:
+        use = "trainer=cpu, or trainer=default to take one where there is one"
         raise SettingError(
-            "trainer.accelerator",
+            f"{prefix}accelerator",
             accelerator,
-            f"this machine has no {kind}: use trainer=cpu, or trainer=default to take one where "
-            "there is one",
+            f"this machine has no {kind}: use {use if prefix else 'accelerator=cpu'}",
         )
     devices = trainer.get("devices", "auto")
     if isinstance(devices, int) and devices > found:
-        raise SettingError("trainer.devices", devices, f"this machine has {found} {kind}(s)")
+        raise SettingError(f"{prefix}devices", devices, f"this machine has {found} {kind}(s)")
 
 
 def share_machine(cfg: DictConfig) -> None:
@@ -129,6 +132,9 @@ def quiet_known_noise() -> None:
     """Silence messages that say nothing about this run."""
     # the lesson data sets are a few hundred characters: worker processes would only cost time
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # a resumed run writes into its own checkpoints/ again; a new run never finds one there
+    # (CheckRunStart refuses a dir that holds a run)
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty")
     # raised inside Lightning's own code by newer torch releases
     warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
@@ -172,7 +178,7 @@ class CheckRunStart(Callback):
         from seqlab.cli import describe
 
         try:
-            check_group_options(list(config.hydra.overrides.task))
+            check_group_options(task_overrides(config.hydra))
             resume, run_dir = config.get("resume"), _run_dir(config)
             if resume and not run_dir.is_dir():
                 raise SettingError("resume", resume, "no such run dir")
@@ -187,9 +193,14 @@ class CheckRunStart(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
         try:
-            check_group_options(list(config.hydra.overrides.task))
+            check_group_options(task_overrides(config.hydra))
         except SettingError as err:
             raise SystemExit(f"error: {err}") from None
+
+
+def task_overrides(hydra: DictConfig) -> list[str]:
+    """The command line's overrides as typed: a value like ${oc.env:X} stays unresolved."""
+    return [str(o) for o in OmegaConf.to_container(hydra.overrides.task, resolve=False)]
 
 
 def check_group_options(overrides: list[str]) -> None:

@@ -10,14 +10,14 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 
 from seqlab.interrupt import RunInterrupted
-from seqlab.launch import is_multirun
+from seqlab.launch import is_multirun, task_overrides
 
 
 def resume_command(run_dir: Path) -> str:
     """The command line that continues the run at ``run_dir`` in place."""
     overrides = []
     if HydraConfig.initialized():
-        for override in HydraConfig.get().overrides.task:
+        for override in task_overrides(HydraConfig.get()):
             key = override.split("=", 1)[0].lstrip("+~")
             # how the run was launched, or where: resume= names the dir itself
             if not key.startswith("hydra") and key not in ("resume", "hparams_search"):

@@ -146,7 +146,7 @@ def eval_main(cfg: DictConfig) -> dict[str, float]:
     has a test split. They equal what training logged for the same checkpoint."""
     quiet_known_noise()
     settings = settings_from(EvalSettings, plain(cfg))
-    check_accelerator(DictConfig({"accelerator": settings.accelerator, "devices": 1}))
+    check_accelerator({"accelerator": settings.accelerator, "devices": 1}, prefix="")
     checkpoint, module = _load(settings.ckpt_path)
     fail = partial(SettingError, "ckpt_path", settings.ckpt_path)
     datamodule = datamodule_from(checkpoint, fail)
