@@ -64,6 +64,74 @@ def test_whole_string_is_one_sequence_without_seq_len():
     assert dm.samples[0].text == "hihell" and dm.samples[0].target == "ihello"
 
 
+def test_vocab_orders_the_one_hot_columns_as_listed():
+    dm = TextDataModule(text="hihello", vocab=["h", "i", "e", "l", "o"])
+
+    # the lesson's numbering: x = hihell = [0, 1, 0, 2, 3, 3], y = ihello = [1, 0, 2, 3, 3, 4]
+    assert _pairs(dm, dm.train_set) == [("hihell", "ihello")]
+    batch = dm.gather(dm.train_set[0])
+    assert batch.inputs[0].tolist() == [0, 1, 0, 2, 3, 3]
+    assert batch.targets[0].tolist() == [1, 0, 2, 3, 3, 4]
+    assert dm.class_names == ["h", "i", "e", "l", "o"]
+
+
+def test_vocab_with_rare_characters_places_unk_where_listed(tmp_path: Path):
+    text = "aaaaabbbbbcccc" * 10 + "xyz"
+    dm = TextDataModule(
+        path=_corpus(tmp_path, text), seq_len=5, min_char_count=2, vocab=["c", "<unk>", "b", "a"]
+    )
+
+    assert dm.vocab.tokens == ["c", "<unk>", "b", "a"]
+    assert dm.vocab.decode(dm.vocab.encode("axc", unknown="unk")) == "a<unk>c"
+
+
+def test_a_rebuilt_datamodule_keeps_the_vocab_order():
+    from hydra.utils import instantiate
+
+    dm = TextDataModule(text="hihello", vocab=["h", "i", "e", "l", "o"])
+
+    assert instantiate(dm.spec(), _convert_="all").vocab.tokens == ["h", "i", "e", "l", "o"]
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [
+        (
+            "data.vocab=[h,i,e,l]",
+            "data.vocab=['h', 'i', 'e', 'l'] is invalid: misses 'o': "
+            "list every character of the text exactly once",
+        ),
+        (
+            "data.vocab=[h,i,e,l,o,o]",
+            "data.vocab=['h', 'i', 'e', 'l', 'o', 'o'] is invalid: lists 'o' more than once",
+        ),
+        (
+            "data.vocab=[h,i,el,o]",
+            "data.vocab=['h', 'i', 'el', 'o'] is invalid: 'el' is not a single character",
+        ),
+        (
+            "data.vocab=hielo",
+            "data.vocab='hielo' is invalid: expected a list, each a string or null",
+        ),
+        (
+            "data.vocab=[h,i,e,l,o,x]",
+            "data.vocab=['h', 'i', 'e', 'l', 'o', 'x'] is invalid: lists 'x', not in the text",
+        ),
+        (
+            "data.vocab=[h,i,e,l,1]",
+            "data.vocab=['h', 'i', 'e', 'l', 1] is invalid: expected a list, each a string or null",
+        ),
+    ],
+)
+def test_bad_vocab_is_one_line_naming_the_setting(make_cfg, override: str, line: str):
+    from seqlab.train import train
+
+    with pytest.raises(SettingError) as raised:
+        train(make_cfg(override, bare=True))
+
+    assert str(raised.value) == line
+
+
 @pytest.mark.parametrize("seq_len", [10, 1000])
 def test_a_1mb_file_is_held_once_whatever_seq_len(tmp_path: Path, seq_len: int):
     path = tmp_path / "big.txt"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -129,8 +130,11 @@ class TextDataModule(SeqDataModule):
     comparable between runs. Either way every character is scored once (see :class:`Windows`).
 
     Characters seen fewer than ``min_char_count`` times, or beyond the ``max_vocab`` most
-    frequent, become ``<unk>``. The text is encoded once, in one vectorised pass, into a tensor
-    of the smallest integer type that holds the vocabulary; windows are views into it.
+    frequent, become ``<unk>``. ``vocab`` fixes the token order (a lesson's one-hot columns):
+    every character kept, and ``<unk>`` where it is used, exactly once; by default specials
+    come first, then the characters sorted. The text is encoded once, in one vectorised pass,
+    into a tensor of the smallest integer type that holds the vocabulary; windows are views
+    into it.
     """
 
     task = NEXT_TOKEN
@@ -148,10 +152,13 @@ class TextDataModule(SeqDataModule):
         test_fraction: float = 0.0,
         min_char_count: int = 1,
         max_vocab: int | None = None,
+        vocab: list[str] | None = None,
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        # Lightning logs these beside the model's hparams and refuses a key with two values:
+        # the model's `vocab` already shows the order, and spec() keeps it for a rebuild
+        self.save_hyperparameters(ignore=["vocab"])
         self.collate = already_collated
         if path is not None:
             text = read_text(path)
@@ -180,6 +187,9 @@ class TextDataModule(SeqDataModule):
             if rare:
                 reason += f" (min_char_count={min_char_count} makes the rest <unk>)"
             raise SettingError(name, value if path else text[:40], reason)
+        self.order = None if vocab is None else _check_order(vocab, self.vocab.tokens)
+        if self.order is not None:
+            self.vocab = Vocab(self.order)
         ids = self.vocab.encode(text, unknown="unk")  # the whole text, once
         self.class_names = list(self.vocab.tokens)
 
@@ -216,6 +226,9 @@ class TextDataModule(SeqDataModule):
         self.samples = [Sample(shown[:-1], shown[1:])]
         self.sample_window = self.seq_len
 
+    def spec(self) -> dict[str, Any]:
+        return {**super().spec(), "vocab": self.order}
+
     def gather(self, refs: WindowStarts) -> Batch:
         """The windows at ``refs``, gathered from a copy of the corpus on their device."""
         device = refs.starts.device
@@ -241,6 +254,39 @@ class TextDataModule(SeqDataModule):
 
 
 SAMPLINGS = ("stride", "random")
+
+
+def _check_order(vocab: object, tokens: list[str]) -> list[str]:
+    """``vocab``, checked to be an order of ``tokens`` (the text's characters, and ``<unk>``
+    where it is used): a ``SettingError`` names what is missing, repeated or not a character."""
+    if isinstance(vocab, str) or not isinstance(vocab, Sequence):
+        raise SettingError("vocab", vocab, "expected a list of characters, e.g. [h, i, e, l, o]")
+    for token in vocab:
+        if not isinstance(token, str):  # YAML reads a bare 1 as a number
+            raise SettingError("vocab", vocab, f"{token!r} is not a character: quote it, '{token}'")
+        if len(token) != 1 and token != UNK:
+            raise SettingError("vocab", vocab, f"{token!r} is not a single character")
+    listed, kept = Counter(vocab), set(tokens)
+    repeated = [t for t, n in listed.items() if n > 1]
+    missing = [t for t in tokens if t not in listed]
+    unused = [t for t in listed if t not in kept]
+    if repeated:
+        raise SettingError("vocab", vocab, f"lists {_listed(repeated)} more than once")
+    if missing:
+        every = f"every character of the text{f' and {UNK}' if UNK in kept else ''}"
+        problem = f"misses {_listed(missing)}: list {every} exactly once"
+        raise SettingError("vocab", vocab, problem)
+    if UNK in unused:
+        raise SettingError("vocab", vocab, f"{UNK!r} is used only with min_char_count or max_vocab")
+    if unused:
+        # with <unk> in use, a character of the text may also have been dropped as rare
+        where = "kept from the text" if UNK in kept else "in the text"
+        raise SettingError("vocab", vocab, f"lists {_listed(unused)}, not {where}")
+    return list(vocab)
+
+
+def _listed(tokens: list[str]) -> str:
+    return ", ".join(map(repr, tokens))
 
 
 def _split(
