@@ -5,7 +5,9 @@
 
 Writes the corpus into a temporary dir, times its encoding here, then trains a few steps of a
 char-LSTM on it in a fresh process per `seq_len` (`scripts/train.py data=textfile ...`) and
-reports that process's peak resident memory.
+reports that process's peak resident memory: with random windows (`data.sampling=random`), and
+with every window at stride 1, shuffled (`data.sampling=stride data.stride=1`), whose epoch
+order holds one index per character.
 """
 
 from __future__ import annotations
@@ -30,17 +32,20 @@ finally:
 """
 
 
+STRIDE_1 = ["data.sampling=stride", "data.stride=1"]
+
+
 def make_corpus(source: Path, megabytes: int, path: Path) -> None:
     text = source.read_text(encoding="utf-8")
     copies = megabytes * 1_000_000 // len(text.encode()) + 1
     path.write_text((text * copies)[: megabytes * 1_000_000], encoding="utf-8")
 
 
-def peak_rss_gib(corpus: Path, seq_len: int, cwd: Path) -> float:
+def peak_rss_gib(corpus: Path, seq_len: int, cwd: Path, *sampling: str) -> float:
     command = [
         sys.executable, "-c", CHILD, str(ROOT / "scripts" / "train.py"),
-        "data=textfile", f"data.path={corpus}", f"data.seq_len={seq_len}",
-        "data.steps_per_epoch=20", "model=lstm", "model.encoding=embedding",
+        "data=textfile", f"data.path={corpus}", f"data.seq_len={seq_len}", *sampling,
+        "+trainer.limit_train_batches=20", "model=lstm", "model.encoding=embedding",
         "model.hidden_size=256", "model.num_layers=2", "trainer.max_epochs=1",
         "+trainer.limit_val_batches=5", "+trainer.num_sanity_val_steps=0",
         "callbacks.progress_bar=null",
@@ -71,10 +76,13 @@ def main() -> None:
         ids = data.train_set.ids  # a view of data.corpus
         print(f"{args.mb} MB corpus: read, vocabulary ({len(data.vocab)} symbols), encoding")
         print(f"  {encoded:.1f} s; train split held as {ids.numel():,} x {ids.dtype}")
+        windows = ids.numel() - args.seq_len[0]  # at stride 1: one per train character
         del data, ids
         for seq_len in args.seq_len:
             peak = peak_rss_gib(corpus, seq_len, Path(tmp))
             print(f"  seq_len {seq_len:5}: peak resident memory while training {peak:.2f} GiB")
+        strided = peak_rss_gib(corpus, args.seq_len[0], Path(tmp), *STRIDE_1)
+        print(f"  stride 1, {windows:,} windows shuffled each epoch: peak {strided:.2f} GiB")
 
 
 if __name__ == "__main__":

@@ -247,3 +247,43 @@ def test_resume_from_a_checkpoint_with_a_broken_random_state_changes_nothing(cli
         "error: resume='run' is invalid: its rng_state is not a random-number generator state (5056 bytes)"
     ]
     assert snapshot(tmp_path) == before
+
+
+@pytest.fixture
+def textfile_run(cli, tmp_path: Path) -> Path:
+    (tmp_path / "corpus.txt").write_text("the cat sat on the mat. " * 200)
+    done = cli(
+        "train.py",
+        "data=textfile",
+        "data.path=corpus.txt",
+        "data.seq_len=10",
+        "data.steps_per_epoch=3",
+        "trainer.max_epochs=1",
+        *QUIET,
+        "hydra.run.dir=run",
+    )
+    assert done.status == 0, done.stderr
+    return tmp_path / "run" / "checkpoints" / "last.ckpt"
+
+
+def test_eval_on_a_corpus_changed_since_training_says_so(cli, tmp_path, textfile_run):
+    # the same characters, another text: the vocabulary alone would not tell
+    (tmp_path / "corpus.txt").write_text("the mat sat on the cat. " * 200)
+
+    done = cli("eval.py", f"ckpt_path={textfile_run}")
+
+    assert done.lines == [
+        f"error: ckpt_path='{textfile_run}' is invalid: the data has changed since training: "
+        "corpus.txt has the same size but other content (its sha256 differs)"
+    ]
+
+
+def test_eval_with_its_corpus_gone_is_one_line(cli, tmp_path, textfile_run):
+    (tmp_path / "corpus.txt").unlink()
+
+    done = cli("eval.py", f"ckpt_path={textfile_run}")
+
+    assert done.lines == [
+        f"error: ckpt_path='{textfile_run}' is invalid: the data it was trained on cannot be read: "
+        "data.path='corpus.txt' is invalid: no such file"
+    ]

@@ -254,3 +254,15 @@ def test_textfile_trains_and_evaluates_its_test_split(make_cfg, tmp_path: Path):
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     fail = partial(SettingError, "ckpt_path", "last.ckpt")
     assert datamodule_from(checkpoint, fail).test_set is not None
+
+
+def test_the_epoch_order_is_held_as_int32_indices_not_python_ints():
+    from seqlab.data.base import EpochShuffle
+
+    sampler = EpochShuffle(100_000, seed=3)
+    sampler.set_epoch(2)
+
+    order = sampler.permutation()
+    assert order.dtype == torch.int32  # 4 bytes an index, where a list of ints costs ~47
+    assert list(sampler) == order.tolist()
+    assert sorted(order.tolist()) == list(range(100_000))
