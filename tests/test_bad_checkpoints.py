@@ -287,3 +287,27 @@ def test_eval_with_its_corpus_gone_is_one_line(cli, tmp_path, textfile_run):
         f"error: ckpt_path='{textfile_run}' is invalid: the data it was trained on cannot be read: "
         "data.path='corpus.txt' is invalid: no such file"
     ]
+
+
+def test_a_prompt_character_the_model_lacks_is_shown_as_typed(cli, tmp_path):
+    (tmp_path / "corpus.txt").write_text("the cat sat on the mat. " * 200 + "q")
+    # q is seen once: it becomes <unk>, so the vocabulary has one
+    done = cli(
+        "train.py",
+        "data=textfile",
+        "data.path=corpus.txt",
+        "data.seq_len=10",
+        "data.min_char_count=2",
+        "data.steps_per_epoch=3",
+        "trainer.max_epochs=1",
+        *QUIET,
+        "hydra.run.dir=run",
+    )
+    assert done.status == 0, done.stderr
+
+    shown = cli(
+        "generate.py", "ckpt_path=run/checkpoints/last.ckpt", "prompt=the zebra", "length=5"
+    )
+
+    assert shown.status == 0, shown.stderr
+    assert shown.stdout.startswith("the zebra") and "<unk>" not in shown.stdout
