@@ -8,8 +8,10 @@ from typing import Any
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
-from seqlab.errors import SettingError
+from seqlab.corpora import corpus_path
+from seqlab.errors import RefusedSettings, SettingError
 from seqlab.metrics import metric_mode
 
 # conf/hydra/launcher/{submitit_slurm,ray}.yaml extend the plugins' configs of the same name on
@@ -28,6 +30,8 @@ OmegaConf.register_new_resolver(
 OmegaConf.register_new_resolver(
     "if_set", lambda value, then, otherwise: then if value else otherwise, replace=True
 )
+# `${corpus:tinyshakespeare.txt.gz}`: the absolute path of a corpus shipped in the package
+OmegaConf.register_new_resolver("corpus", corpus_path, replace=True)
 
 # config sections a run's hyper-parameters are read from (TensorBoard HPARAMS, hparams.yaml)
 HPARAM_SECTIONS = ("data", "model", "trainer", "seed", "task_name", "tags", "optimized_metric")
@@ -44,6 +48,15 @@ def instantiate_setting(node: DictConfig, key: str, **runtime: Any) -> Any:
         if isinstance(err.__cause__, SettingError):
             raise err.__cause__.within(key) from None
         raise
+    except InterpolationResolutionError as err:
+        # a resolver's SettingError (an unknown ${corpus:NAME}): OmegaConf raises its own error
+        # while handling it, and does not say which key held the interpolation
+        cause = err.__context__
+        while cause is not None and not isinstance(cause, SettingError):
+            cause = cause.__context__
+        if cause is None:
+            raise
+        raise RefusedSettings(key, str(cause)) from None
 
 
 def run_hparams(cfg: DictConfig) -> dict[str, Any]:
