@@ -1,6 +1,6 @@
 """seqlab vs. a plain PyTorch loop: the same char-LSTM on the same batches, tokens per second.
 
-    python scripts/bench.py                      # tinyshakespeare from ../shared/data, 200 steps
+    python scripts/bench.py                      # the packaged tinyshakespeare, 200 steps
     python scripts/bench.py --steps 500 --corpus my.txt --device cuda --precision bf16-mixed
 
 Both train an embedding (64) + 2 x 256 LSTM + linear head with Adam on batches of 32 windows of
@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytorch_lightning as pl
+
+from seqlab.corpora import corpus_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQ_LEN, BATCH, EMBED, HIDDEN, LAYERS, LR = 100, 32, 64, 256, 2, 2e-3
@@ -137,7 +139,7 @@ def _list(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--corpus", type=Path, default=ROOT.parent / "shared/data/tinyshakespeare.txt"
+        "--corpus", type=Path, default=corpus_path("tinyshakespeare.txt.gz"), help="plain or .gz"
     )
     parser.add_argument("--steps", type=int, default=200, help="timed steps (200)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed first steps (10)")

@@ -3,11 +3,12 @@
     python scripts/bench_memory.py          # 100 MB of tinyshakespeare, seq_len 100 and 1000
     python scripts/bench_memory.py --mb 200 --seq-len 50 500 5000
 
-Writes the corpus into a temporary dir, times its encoding here, then trains a few steps of a
-char-LSTM on it in a fresh process per `seq_len` (`scripts/train.py data=textfile ...`) and
-reports that process's peak resident memory: with random windows (`data.sampling=random`), and
-with every window at stride 1, shuffled (`data.sampling=stride data.stride=1`), whose epoch
-order holds one index per character.
+Repeats the packaged tinyshakespeare (or `--source`, plain or .gz) to size and writes the corpus
+into a temporary dir, times its encoding here, then trains a few steps of a char-LSTM on it in a
+fresh process per `seq_len` (`scripts/train.py data=textfile ...`) and reports that process's
+peak resident memory: with random windows (`data.sampling=random`), and with every window at
+stride 1, shuffled (`data.sampling=stride data.stride=1`), whose epoch order holds one index per
+character.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from seqlab.corpora import corpus_path
+from seqlab.errors import exits_on_setting_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +40,9 @@ STRIDE_1 = ["data.sampling=stride", "data.stride=1"]
 
 
 def make_corpus(source: Path, megabytes: int, path: Path) -> None:
-    text = source.read_text(encoding="utf-8")
+    from seqlab.data.text import read_text  # torch loads after the arguments are parsed
+
+    text = read_text(str(source), key="--source")  # plain or gzip-compressed
     copies = megabytes * 1_000_000 // len(text.encode()) + 1
     path.write_text((text * copies)[: megabytes * 1_000_000], encoding="utf-8")
 
@@ -57,9 +63,10 @@ def peak_rss_gib(corpus: Path, seq_len: int, cwd: Path, *sampling: str) -> float
     return int(line.split()[1]) / 2**20
 
 
+@exits_on_setting_error  # a --source that cannot be read is one line
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    source = ROOT.parent / "shared/data/tinyshakespeare.txt"
+    source = corpus_path("tinyshakespeare.txt.gz")
     parser.add_argument("--source", type=Path, default=source, help="text repeated to size")
     parser.add_argument("--mb", type=int, default=100, help="corpus size in MB (100)")
     parser.add_argument("--seq-len", type=int, nargs="+", default=[100, 1000])

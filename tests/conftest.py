@@ -20,7 +20,11 @@ from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
+# larger data some developers keep beside the clone; no test of the default selection needs it
 SHARED_DATA = ROOT.parent / "shared" / "data"
+needs_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is not there"
+)
 
 # a quiet run: no progress bar or model table in the test log
 QUIET = [

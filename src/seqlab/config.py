@@ -9,6 +9,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from seqlab.corpora import corpus_path
 from seqlab.errors import SettingError
 from seqlab.metrics import metric_mode
 
@@ -28,6 +29,8 @@ OmegaConf.register_new_resolver(
 OmegaConf.register_new_resolver(
     "if_set", lambda value, then, otherwise: then if value else otherwise, replace=True
 )
+# `${corpus:tinyshakespeare.txt.gz}`: the absolute path of a corpus shipped in the package
+OmegaConf.register_new_resolver("corpus", corpus_path, replace=True)
 
 # config sections a run's hyper-parameters are read from (TensorBoard HPARAMS, hparams.yaml)
 HPARAM_SECTIONS = ("data", "model", "trainer", "seed", "task_name", "tags", "optimized_metric")

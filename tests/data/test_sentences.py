@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import QUIET, SHARED_DATA, compose_train
+from conftest import QUIET, compose_train
 
+from seqlab.corpora import corpus_path
 from seqlab.data import PAD, UNK, SentencesDataModule
 from seqlab.errors import SettingError
 from seqlab.models import RecurrentNet
 from seqlab.train import train
 
-SST2 = SHARED_DATA / "sst2"
+SST2 = Path(corpus_path("sst2"))  # packaged, gzip-compressed: tests/test_corpora.py reads it whole
 
 TRAIN = [
     ("1", "a good film"),
@@ -46,17 +48,6 @@ def tiny(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def sst2() -> SentencesDataModule:
     return SentencesDataModule(dir=str(SST2), batch_size=32)
-
-
-def test_sst2_loads_every_split_with_two_classes(sst2):
-    assert (len(sst2.train_set), len(sst2.val_set), len(sst2.test_set)) == (6920, 872, 1821)
-    assert sst2.class_names == ["0", "1"]
-    assert sst2.vocab.tokens[:2] == [PAD, UNK] and sst2.vocab.pad_index == 0
-    assert sst2.vocab.level == "word"
-    assert len(sst2.samples) == 4
-    for sample in sst2.samples:  # dev sentences the model can read as shown
-        assert sample.target in sst2.class_names
-        assert len(sst2.vocab.encode(sample.text)) <= 30
 
 
 def test_vocabulary_and_classes_come_from_train_only(tiny):
@@ -284,3 +275,41 @@ def test_bad_data_is_one_line_naming_the_setting_before_training(
 def test_data_needs_a_folder_or_one_file(make_cfg, overrides, message):
     with pytest.raises(SettingError, match=message):
         train(make_cfg("data=sentences", *overrides))
+
+
+def _gzip(file: Path, name: str = "") -> Path:
+    """``file`` gzip-compressed in its place, named ``name`` (default: its own name + .gz)."""
+    raw = file.read_bytes()
+    file.unlink()
+    packed = file.with_name(name or file.name + ".gz")
+    packed.write_bytes(gzip.compress(raw))
+    return packed
+
+
+def test_gzip_split_files_read_as_the_plain_ones(tiny):
+    plain = SentencesDataModule(dir=str(tiny))
+    _gzip(tiny / "dev.tsv")
+    _gzip(tiny / "test.tsv", "test.tsv")  # gzip under a plain name reads too
+
+    packed = SentencesDataModule(dir=str(tiny))
+
+    assert packed.vocab.tokens == plain.vocab.tokens
+    assert packed.val_set.targets == plain.val_set.targets
+    assert packed.test_set.targets == plain.test_set.targets
+
+
+@pytest.mark.parametrize("case", ["plain and gzip", "truncated"])
+def test_a_gzip_split_file_that_cannot_work_is_one_line(tiny, case):
+    if case == "plain and gzip":
+        _write(tiny, "train.tsv.gz", TRAIN)  # beside train.tsv
+        message = "train.tsv and train.tsv.gz are the same split: keep one"
+    else:
+        packed = _gzip(tiny / "dev.tsv")
+        packed.write_bytes(packed.read_bytes()[:-12])
+        message = "dev.tsv.gz is a corrupt or truncated gzip file (Compressed file ended"
+
+    with pytest.raises(SettingError) as error:
+        SentencesDataModule(dir=str(tiny))
+
+    assert str(error.value).startswith(f"dir='{tiny}' is invalid: {message}")
+    assert "\n" not in str(error.value)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import re
 from functools import partial
 from pathlib import Path
@@ -9,6 +10,7 @@ import torch
 
 from seqlab.data import TextDataModule
 from seqlab.data.base import IGNORE_INDEX
+from seqlab.data.text import read_text
 from seqlab.errors import SettingError
 
 
@@ -266,3 +268,50 @@ def test_the_epoch_order_is_held_as_int32_indices_not_python_ints():
     assert order.dtype == torch.int32  # 4 bytes an index, where a list of ints costs ~47
     assert list(sampler) == order.tolist()
     assert sorted(order.tolist()) == list(range(100_000))
+
+
+def test_a_gzip_file_reads_as_its_text_whatever_its_name(tmp_path: Path):
+    text = SONNET + "ünïcödé ✓"
+    for name in ("sonnet.txt.gz", "sonnet.txt"):  # told by its bytes, not by its name
+        (tmp_path / name).write_bytes(gzip.compress(text.encode()))
+
+        assert read_text(str(tmp_path / name)) == text
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda raw: raw[:-12], "Compressed file ended before the end-of-stream marker"),
+        (lambda raw: raw[:-8] + bytes(8), "CRC check failed"),
+        (lambda raw: raw[:10] + bytes(len(raw) - 10), "Error -3 while decompressing data"),
+    ],
+    ids=["truncated", "wrong checksum", "corrupt data"],
+)
+def test_a_damaged_gzip_corpus_is_one_line_naming_the_setting(make_cfg, tmp_path, damage, reason):
+    from seqlab.train import train
+
+    corpus = tmp_path / "corpus.txt.gz"
+    corpus.write_bytes(damage(gzip.compress(SONNET.encode())))
+
+    with pytest.raises(SettingError) as error:
+        train(make_cfg("data=textfile", f"data.path={corpus}"))
+
+    expected = f"data.path='{corpus}' is invalid: a corrupt or truncated gzip file ({reason}"
+    assert str(error.value).startswith(expected) and "\n" not in str(error.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_gzip_corpus_trains_through_data_textfile(make_cfg, tmp_path: Path):
+    from seqlab.train import train
+
+    corpus = tmp_path / "corpus.txt.gz"
+    corpus.write_bytes(gzip.compress(SONNET.encode()))
+    result = train(
+        make_cfg(
+            "data=textfile", f"data.path={corpus}", "data.seq_len=20", "data.steps_per_epoch=3",
+            "model=lstm", "trainer.max_epochs=1", bare=True,
+        )
+    )  # fmt: skip
+
+    assert {"val/loss", "val/acc", "val/bpc"} <= set(result.final)
+    assert set(result.predictions[0].text) <= set(SONNET)  # the decompressed text, not its bytes

@@ -24,12 +24,14 @@ from seqlab.data.base import (
     fingerprint,
 )
 from seqlab.data.labelled import LabelledSequences, PadCollate
+from seqlab.data.text import read_bytes
 from seqlab.data.vocab import LEVELS, PAD, UNK, Vocab
 from seqlab.errors import SettingError, check_choice, check_seed
 
 # the files a folder may hold, by split: the first name found is used
 SPLIT_FILES = {"train": ("train",), "val": ("dev", "val"), "test": ("test",)}
 DELIMITERS = {".tsv": "\t", ".csv": ","}
+COMPRESSED = ".gz"  # train.tsv.gz reads as train.tsv (gzip is told by the bytes, see read_bytes)
 SAMPLES = 4  # dev sentences whose predicted label is shown every epoch
 SAMPLE_TOKENS = {"word": 30, "char": 150}  # a longer sample is cut: shown (and predicted) shorter
 
@@ -244,7 +246,8 @@ def _read_folder(
 
 
 def _find(folder: Path, stems: tuple[str, ...], fail: Fail) -> Path | None:
-    found = [folder / (stem + ext) for stem in stems for ext in DELIMITERS]
+    names = [stem + ext + gz for stem in stems for ext in DELIMITERS for gz in ("", COMPRESSED)]
+    found = [folder / name for name in names]
     found = [file for file in found if file.is_file()]
     if len(found) > 1:
         raise fail(f"{found[0].name} and {found[1].name} are the same split: keep one")
@@ -268,14 +271,16 @@ def _split_file(
 
 
 def _read(file: Path, columns: tuple[str, str], fail: Fail) -> Rows:
-    """The text and label columns of a .tsv or .csv file with a header row."""
-    delimiter = DELIMITERS.get(file.suffix.lower())
+    """The text and label columns of a .tsv or .csv file (or .tsv.gz, .csv.gz) with a header row."""
+    delimiter = DELIMITERS.get(Path(file.name.lower().removesuffix(COMPRESSED)).suffix)
     if delimiter is None:
-        raise fail(f"{file.name}: expected a .tsv or .csv file")
+        raise fail(f"{file.name}: expected a .tsv or .csv file (or .tsv.gz, .csv.gz)")
     try:
-        content = file.read_bytes().decode("utf-8")
+        content = read_bytes(file).decode("utf-8")
     except UnicodeDecodeError as err:
         raise fail(f"{file.name} is not UTF-8 text (byte {err.start})") from None
+    except ValueError as err:  # a damaged gzip file (UnicodeDecodeError is one too: first)
+        raise fail(f"{file.name} is {err}") from None
     content = content.removeprefix("\ufeff")  # the byte-order mark a spreadsheet may write
     # a TSV has no quoting: a " in a sentence is a character like any other
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -76,13 +78,34 @@ class Windows(Dataset):
         return WindowStarts(self.offset + index * self.stride, scored_from)
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_bytes(file: Path) -> bytes:
+    """The bytes of ``file``, decompressed where it is gzip; a damaged gzip file raises
+    ``ValueError`` saying so in one line."""
+    raw = file.read_bytes()
+    # gzip is told by its first two bytes, not by the name, so a renamed file still reads; no
+    # UTF-8 text can start with them (0x8b never begins a UTF-8 character), so no text is taken
+    # for gzip
+    if not raw.startswith(GZIP_MAGIC):
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as err:  # a bad header or CRC, cut short, bad data
+        raise ValueError(f"a corrupt or truncated gzip file ({err})") from None
+
+
 def read_text(path: str, key: str = "path") -> str:
-    """The UTF-8 text of ``path``; a missing, empty or non-UTF-8 file is a ``SettingError``
-    naming the setting ``key``."""
+    """The UTF-8 text of ``path``, plain or gzip-compressed; a missing, empty, damaged or
+    non-UTF-8 file is a ``SettingError`` naming the setting ``key``."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise SettingError(key, path, "no such file")
-    raw = file.read_bytes()
+    try:
+        raw = read_bytes(file)
+    except ValueError as err:
+        raise SettingError(key, path, str(err)) from None
     if not raw:
         raise SettingError(key, path, "the file is empty")
     try:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from seqlab.errors import SettingError
+from seqlab.errors import SettingError, shown
 from seqlab.settings.types import check_arguments
 
 T = TypeVar("T")
@@ -30,7 +30,18 @@ def plain(node: DictConfig | Mapping[str, Any], key: str = "") -> dict[str, Any]
         raise SettingError(_full_key(err, key), MISSING, "a value is required") from None
     except OmegaConfBaseException as err:
         reason = str(err.msg if hasattr(err, "msg") else err).strip().splitlines()[0]
+        refused = _setting_error(err)  # a resolver's own refusal (an unknown ${corpus:NAME})
+        if refused is not None:
+            reason = f"{refused.name}={shown(refused.value)}: {refused.expected}"
         raise SettingError(_full_key(err, key), _raw(node, err), reason) from None
+
+
+def _setting_error(err: BaseException) -> SettingError | None:
+    """The SettingError a resolver raised, which OmegaConf wraps in errors of its own."""
+    seen: BaseException | None = err
+    while seen is not None and not isinstance(seen, SettingError):
+        seen = seen.__cause__ or seen.__context__
+    return seen
 
 
 def _full_key(err: OmegaConfBaseException, key: str) -> str:
