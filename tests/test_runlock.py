@@ -116,7 +116,8 @@ def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(tmp_path
 
 # --- train.py -----------------------------------------------------------------------------------
 
-LONGTEXT = ["experiment=longtext", *QUIET]
+# one thread: two processes on a busy machine's cores would oversubscribe them many times over
+LONGTEXT = ["experiment=longtext", "num_threads=1", *QUIET]
 
 
 def _summary(run_dir: Path) -> dict:
