@@ -87,6 +87,8 @@ def test_sigint_mid_epoch_saves_the_step_and_resumes_exactly(cli, tmp_path, corp
 
 
 def test_sigterm_from_outside_in_the_first_epoch_leaves_a_run_to_resume(tmp_path, corpus):
+    # one epoch of tens of thousands of steps: a minute's work, stopped a few seconds in
+    corpus.write_text(corpus.read_text() * 20)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     command = [
         sys.executable,

@@ -96,30 +96,35 @@ def test_sweep_report_ranks_jobs_by_best_val_loss(sweep, capsys):
     assert len(console) == 2 and " rnn " in console[0] and " lstm " in console[1]
 
 
-def test_failed_and_missing_jobs_come_last_with_their_status(sweep, capsys):
-    failed, missing = sweep / "model=cnn,trainer.max_epochs=1", sweep / "model=gru,seed=3"
+def test_failed_and_killed_jobs_come_last_with_their_status(sweep, capsys):
+    failed, killed = sweep / "model=cnn,trainer.max_epochs=1", sweep / "model=gru,seed=3"
     error = "SettingError: model.cell='cnn' is invalid: expected one of RNN, LSTM, GRU"
     write_overrides(failed, ["model=cnn", "trainer.max_epochs=1"])
     (failed / "metrics.json").write_text(json.dumps({"status": "failed", "error": error}))
-    write_overrides(missing, ["model=gru", "seed=3"])  # killed before metrics.json was written
+    write_overrides(killed, ["model=gru", "seed=3"])  # killed before metrics.json was written
 
     assert main([str(sweep)]) == 0
 
     rows = read_csv(sweep / "report.csv")
-    assert [row["status"] for row in rows] == ["completed", "completed", "failed", "missing"]
-    assert [row["job"] for row in rows[2:]] == [failed.name, missing.name]
+    assert [row["status"] for row in rows] == ["completed", "completed", "failed", "killed"]
+    assert [row["job"] for row in rows[2:]] == [failed.name, killed.name]
     assert rows[2]["error"] == error and rows[2]["model"] == "cnn"
     assert rows[3]["seed"] == "3" and rows[3][f"best/{VAL_LOSS}"] == ""
     markdown = (sweep / "report.md").read_text()
-    assert f"| failed | {error} |" in markdown and "| missing |" in markdown
+    assert f"| failed | {error} |" in markdown and "| killed |" in markdown
+    unfinished = (
+        "2 of 4 jobs did not finish: model=cnn,trainer.max_epochs=1 (failed), model=gru,seed=3 "
+        "(killed)"
+    )
+    assert unfinished in markdown.splitlines()
     assert (sweep / "report.png").read_bytes().startswith(PNG_SIGNATURE)
     jobs, _ = collect([sweep])
     curves, bars = report_figure(sort_jobs(jobs, VAL_LOSS), VAL_LOSS).axes
     assert sorted(line.get_label() for line in curves.lines) == sorted(JOBS)  # no line: no curve
     assert [label.get_text() for label in bars.get_yticklabels()] == [row["job"] for row in rows]
-    assert {"failed", "missing"} <= {text.get_text().strip() for text in bars.texts}
+    assert {"failed", "killed"} <= {text.get_text().strip() for text in bars.texts}
     console = capsys.readouterr().out
-    assert "failed" in console and "missing" in console
+    assert "failed" in console and "killed" in console and unfinished in console
 
 
 def test_single_run_dir_gets_its_report_inside(trained_sweep, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -23,7 +24,24 @@ def resume_command(run_dir: Path) -> str:
             if not key.startswith("hydra") and key not in ("resume", "hparams_search"):
                 overrides.append(override)
     where = os.path.relpath(run_dir)
-    return shlex.join(["python", "scripts/train.py", *overrides, f"resume={where}"])
+    if not SAFE.fullmatch(where):  # a sweep job's dir: "=" and "," mean something to Hydra
+        where = "'" + where.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return " ".join(
+        _shell(a) for a in ["python", "scripts/train.py", *overrides, f"resume={where}"]
+    )
+
+
+SAFE = re.compile(r"[\w./-]+")  # a value Hydra's override grammar reads as it is
+
+
+def _shell(argument: str) -> str:
+    """``argument`` as a shell reads it back: bare, in double quotes (Hydra's single quotes
+    stay readable inside), or quoted by shlex."""
+    if re.fullmatch(r"[\w@%+=:,./-]+", argument):
+        return argument
+    if not re.search(r'["$`\\!]', argument):
+        return f'"{argument}"'
+    return shlex.quote(argument)
 
 
 def report_interrupt(run_dir: Path, stop: RunInterrupted) -> None:
@@ -54,5 +72,12 @@ def _not_run() -> str:
     later = planned[hydra.job.num + 1 :]
     if not later:
         return "this was its last job"
-    names = "; ".join(",".join(job) for job in later[:5]) + ("; ..." if len(later) > 5 else "")
-    return f"{len(later)} of {len(planned)} jobs did not run: {names}"
+    # each job by what sets it apart from the others
+    varying = [
+        o
+        for o in dict.fromkeys(o for job in planned for o in job)
+        if not all(o in job for job in planned)
+    ]
+    names = [",".join(o for o in job if o in varying) or ",".join(job) for job in later]
+    shown = "; ".join(names[:5]) + ("; ..." if len(names) > 5 else "")
+    return f"{len(later)} of {len(planned)} jobs did not run: {shown}"

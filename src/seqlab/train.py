@@ -14,6 +14,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -36,6 +37,7 @@ from seqlab.launch import (
 )
 from seqlab.metrics import METRICS, METRICS_FILE, task_metrics
 from seqlab.module import SeqModule
+from seqlab.runlock import RunLock, check_free
 from seqlab.settings import check_train_config
 from seqlab.stopping import report_interrupt
 
@@ -81,6 +83,10 @@ def train(cfg: DictConfig) -> RunResult:
     share_machine(cfg)
     pl.seed_everything(settings.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)
+    resume = settings.resume
+    claim = (run_dir, "resume", resume) if resume else (run_dir, "paths.output_dir", str(run_dir))
+    if rank_zero_only.rank == 0:  # the ranks Lightning starts for DDP train in rank zero's dir
+        check_free(*claim)  # a run dir in use is refused before anything is built or written
 
     datamodule: SeqDataModule = instantiate_setting(cfg.data, "data")
     if cfg.optimized_metric not in task_metrics(datamodule.task):
@@ -125,6 +131,8 @@ def train(cfg: DictConfig) -> RunResult:
             raise RefusedSettings("trainer", str(err.__cause__)) from None
         raise
 
+    if trainer.is_global_zero:  # taken once every setting is checked: a bad one leaves nothing
+        RunLock.acquire(*claim)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=start.path if start else None)
     except RunInterrupted as stop:

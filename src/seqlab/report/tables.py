@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from seqlab.metrics import METRICS, VAL_ACC, VAL_LOSS, metric_mode
-from seqlab.report.jobs import UNRANKED, JobRecord, sort_jobs, varying_keys
+from seqlab.report.jobs import RANKED, JobRecord, sort_jobs, varying_keys
 
 
 def report_columns(jobs: list[JobRecord]) -> list[str]:
@@ -65,11 +65,13 @@ def write_markdown(jobs: list[JobRecord], columns: list[str], metric: str, path:
     numeric = {"epochs", "wall_time_s"}
     rule = ["---:" if c in numeric or c.startswith(("best/", "final/")) else "---" for c in columns]
     rows = [job_row(job) for job in jobs]
+    unfinished = unfinished_line(jobs)
     text = [
         "# Sweep report",
         "",
         f"Jobs: {len(jobs)}, best {metric} first ({better_word(metric)} is better).",
         "",
+        *([unfinished, ""] if unfinished else []),
         line(columns),
         "|" + "|".join(rule) + "|",
         *(line([cell_text(c, row.get(c)) for c in columns]) for row in rows),
@@ -99,8 +101,8 @@ def print_table(jobs: list[JobRecord], metric: str) -> None:
     ]
     errors = any(job.error for job in jobs)
     table = Table(title=f"best metrics per job, best {metric} first", title_justify="left")
-    for key in keys:
-        table.add_column(key, overflow="fold")  # fold a long name or error, never cut it to "…"
+    for key in keys:  # fold a long name or error, never cut it to "…"; a key is text, not markup
+        table.add_column(escape(key), overflow="fold")
     for name in [*metrics, "epochs"]:  # no_wrap: numbers and status stay whole, names fold
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
@@ -113,19 +115,34 @@ def print_table(jobs: list[JobRecord], metric: str) -> None:
         cells += [job.status, cell_text("error", job.error)] if errors else [job.status]
         table.add_row(*map(escape, cells))  # a value like [classify] is text, not markup
     Console().print(table)
+    if unfinished := unfinished_line(jobs):
+        Console().print(escape(unfinished), soft_wrap=True)
+
+
+def unfinished_line(jobs: list[JobRecord]) -> str:
+    """``2 of 6 jobs did not finish: model=gru (killed), seed=2 (not run)``, or "" if all did."""
+    unfinished = [
+        f"{label} ({job.status})"
+        for job, label in zip(jobs, short_labels(jobs), strict=True)
+        if job.status != RANKED
+    ]
+    if not unfinished:
+        return ""
+    return f"{len(unfinished)} of {len(jobs)} jobs did not finish: {', '.join(unfinished)}"
 
 
 def print_pivot(jobs: list[JobRecord], metric: str) -> None:
     pivot = pivot_table(jobs, metric)
     if pivot is None:
         return
-    header, *grid = _pivot_rows(pivot)
-    title = f"best {metric}: {pivot.row_key} x {pivot.column_key}"
+    # keys and values are text from the jobs' files, not markup
+    header, *grid = [list(map(escape, row)) for row in _pivot_rows(pivot)]
+    title = escape(f"best {metric}: {pivot.row_key} x {pivot.column_key}")
     table = Table(header[0], title=title, title_justify="left")
     for column in header[1:]:
         table.add_column(column, justify="right", no_wrap=True)
     for cells in grid:
-        table.add_row(*map(escape, cells))  # a value like [classify] is text, not markup
+        table.add_row(*cells)
     Console().print(table)
 
 
@@ -178,7 +195,7 @@ def pivot_table(jobs: list[JobRecord], metric: str) -> Pivot | None:
     """The grid of best ``metric`` when exactly two override keys vary across the jobs, else None.
 
     The key with fewer values gives the columns (the first key on a tie), so the table stays
-    narrow. A cell with no value shows why: the job's status (failed, missing, ...).
+    narrow. A cell with no value shows why: the job's status (failed, killed, not run, ...).
     """
     keys = varying_keys(jobs)
     if len(keys) != 2:
@@ -188,7 +205,7 @@ def pivot_table(jobs: list[JobRecord], metric: str) -> Pivot | None:
     cells: dict[tuple[str, str], str] = {}
     for job in sort_jobs(jobs, metric):  # best first: a pair run twice shows its better run
         pair = (job.overrides.get(row_key, ""), job.overrides.get(column_key, ""))
-        if job.status not in UNRANKED and metric in job.best:
+        if job.status == RANKED and metric in job.best:
             cells.setdefault(pair, cell_text(metric, job.best[metric]))
         else:
             cells.setdefault(pair, job.status)
