@@ -64,6 +64,15 @@ class _Interrupts:
 interrupts = _Interrupts()
 
 
+def _requested(trainer: pl.Trainer) -> bool:
+    """A stop was asked for, here or (under DDP) on any rank: the ranks stop at the same step,
+    or the others would wait for this one in their next all-reduce."""
+    requested = interrupts.requested is not None
+    if trainer.world_size > 1:  # one small all-reduce a step, as Lightning's own SIGTERM check
+        requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
+    return requested
+
+
 class GracefulStop(pl.Callback):
     """Turns a pending SIGINT / SIGTERM into :class:`RunInterrupted` at a step boundary."""
 
@@ -77,13 +86,13 @@ class GracefulStop(pl.Callback):
         interrupts.deferring = True
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        if interrupts.requested is not None and not trainer.is_last_batch:
-            raise RunInterrupted(interrupts.requested)
+        if not trainer.is_last_batch and _requested(trainer):
+            raise RunInterrupted(interrupts.requested or signal.SIGTERM)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # a signal during the last step or validation: the epoch ended and last.ckpt holds it
-        if interrupts.requested is not None:
-            raise RunInterrupted(interrupts.requested)
+        if _requested(trainer):
+            raise RunInterrupted(interrupts.requested or signal.SIGTERM)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         interrupts.deferring = False

@@ -156,10 +156,22 @@ class SeqModule(pl.LightningModule):
             self.train_acc.reset()
 
     def running_metrics(self) -> dict[str, dict[str, torch.Tensor]]:
-        """The training epoch's running metric states, as a checkpoint keeps them."""
-        return {name: _states(getattr(self, name)) for name in RUNNING}
+        """The training epoch's running metric states, as a checkpoint keeps them: under DDP
+        summed over the ranks (every rank saves; the states are sums, as torchmetrics syncs)."""
+        distributed = self.trainer.world_size > 1
+        states = {}
+        for name in RUNNING:
+            metric = getattr(self, name)
+            if distributed:
+                metric.sync()
+            states[name] = _states(metric)
+            if distributed:
+                metric.unsync()
+        return states
 
     def load_running_metrics(self, states: dict[str, dict[str, torch.Tensor]]) -> None:
+        if self.trainer.global_rank != 0:  # rank zero carries the sums of every rank
+            return
         for name in RUNNING:
             if name in states:
                 metric = getattr(self, name)

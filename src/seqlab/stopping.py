@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 
 from seqlab.interrupt import RunInterrupted
 from seqlab.launch import is_multirun, task_overrides
@@ -45,7 +46,10 @@ def _shell(argument: str) -> str:
 
 
 def report_interrupt(run_dir: Path, stop: RunInterrupted) -> None:
-    """One line on stderr for the run; in a sweep, one more naming the jobs that did not run."""
+    """One line on stderr for the run; in a sweep, one more naming the jobs that did not run.
+    Under DDP every rank stops; rank zero tells."""
+    if rank_zero_only.rank != 0:
+        return
     last = run_dir / "checkpoints" / "last.ckpt"
     where = "" if stop.step is None else f" at epoch {stop.epoch}, step {stop.step}"
     if stop.step is None or not getattr(stop, "trained", False):
