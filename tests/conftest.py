@@ -48,9 +48,11 @@ def compose_train(output_dir: Path, *overrides: str) -> DictConfig:
         return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
 
 
-def run_script(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_script(
+    script: str, *args: str, cwd: Path, pythonpath: str | None = None
+) -> subprocess.CompletedProcess:
     """``python scripts/<script> args...`` run from ``cwd``, as a user types it."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": pythonpath or str(ROOT / "src")}
     command = [sys.executable, str(ROOT / "scripts" / script), *args]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
 

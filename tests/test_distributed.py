@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_script
+from conftest import ROOT, run_script
 
 FAST = ["callbacks.progress_bar=null", "callbacks.model_summary=null"]
 
@@ -54,3 +54,20 @@ def test_a_swept_ddp_job_fails_alone_with_the_reason(tmp_path):
     }
     status = {name.split("trainer=")[1].split(",")[0]: job["status"] for name, job in jobs.items()}
     assert status == {"cpu": "completed", "ddp_cpu": "failed"}
+
+
+def test_a_signal_to_one_ddp_rank_stops_both_at_the_same_step(tmp_path):
+    # only rank 1 is signalled: rank 0 must stop with it, not wait in its next all-reduce
+    stop = ["+callbacks.stop._target_=signal_at_step.SignalAtStep", "+callbacks.stop.step=5"]
+    stop += ["+callbacks.stop.signal=SIGTERM", "+callbacks.stop.rank=1"]
+    env_path = f"{ROOT / 'src'}:{ROOT / 'tests'}"
+    done = run_script(
+        "train.py", "experiment=longtext", "trainer=ddp_cpu", "trainer.devices=2", *FAST, *stop,
+        "hydra.run.dir=run", cwd=tmp_path, pythonpath=env_path,
+    )  # fmt: skip
+
+    assert done.returncode == 143, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("interrupted")]
+    assert len(lines) == 1 and lines[0].startswith("interrupted by SIGTERM at epoch ")
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary["status"] == "interrupted"
