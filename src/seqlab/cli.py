@@ -9,6 +9,7 @@ the key, the value and what is allowed, exit status 1. Torch-free: ``--help`` st
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,16 @@ def run(entry: Callable[[], Any]) -> Any:
         if line is None:
             raise
         raise SystemExit(f"error: {line}") from None
+    except Exception as err:
+        if type(err).__name__ != "TerminatedWorkerError":  # joblib's, without importing it
+            raise
+        # a joblib job's process was killed (SIGKILL, out of memory): the sweep cannot go on
+        found = re.search(r"exit codes of the workers are (\{.*?\})", str(err))
+        codes = f" (exit codes {found.group(1)})" if found else ""
+        raise SystemExit(
+            f"error: the sweep stopped: a job's worker process was killed{codes}; "
+            "scripts/report.py on the sweep dir shows which jobs ran"
+        ) from None
     except KeyboardInterrupt:  # Ctrl-C while starting up, before a run could stop cleanly
         print("interrupted before a run started: nothing was trained", file=sys.stderr)
         raise SystemExit(130) from None
