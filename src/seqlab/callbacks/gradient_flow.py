@@ -1,4 +1,5 @@
-"""How far back the loss reaches: ||dL/dh_t|| at every time step, every few validation epochs."""
+"""How far back the loss reaches: ||dL/dh_t|| at every time step, every few validation epochs
+and at the end of training."""
 
 from __future__ import annotations
 
@@ -59,13 +60,14 @@ def gradient_norms(net: RecurrentNet, batch: Batch) -> np.ndarray:
     return ((norms * real).sum(0) / real.sum(0)).cpu().numpy()
 
 
-def gradient_figure(norms: np.ndarray, epoch: int) -> Figure:
+def gradient_figure(norms: np.ndarray, when: str) -> Figure:
+    """``when``: the title's account of the weights, e.g. "epoch 3 (end of training)"."""
     figure = margined_figure(6, 3.5, left=0.9)
     ax = figure.subplots()
     ax.plot(np.arange(len(norms)), norms, marker="." if len(norms) <= 60 else None)
     ax.set_yscale("log", nonpositive="mask")  # decades apart; an underflow to 0 is left out
     ax.set(
-        title=f"gradient of the last step's loss, epoch {epoch}",
+        title=f"gradient of the last step's loss, {when}",
         xlabel="time step t",
         ylabel="||dL/dh_t||, mean over sequences",
     )
@@ -74,15 +76,18 @@ def gradient_figure(norms: np.ndarray, epoch: int) -> Figure:
 
 
 class GradientFlow(pl.Callback):
-    """Every ``every_n_epochs`` validation epochs, for up to ``max_sequences`` sequences of the
-    first validation batch: ||dL/dh_t|| of the top layer's hidden state at every step t, the
-    loss taken at the last step (see :func:`gradient_norms`). TensorBoard gets the curve (log
-    scale) and ``grad_flow/first_last_ratio``: near 1 the first step still shapes the loss,
-    1e-6 and the gradient has vanished on the way back.
+    """Every ``every_n_epochs`` validation epochs and once at the end of training, for up to
+    ``max_sequences`` sequences of the first validation batch: ||dL/dh_t|| of the top layer's
+    hidden state at every step t, the loss taken at the last step (see :func:`gradient_norms`).
+    TensorBoard gets the curve (log scale) and ``grad_flow/first_last_ratio``: near 1 the first
+    step still shapes the loss, 1e-6 and the gradient has vanished on the way back.
 
-    Runs only for the tasks in ``tasks``: next-token ones by default (a classification
-    experiment such as memory lists its own). A bidirectional net's forward direction is the
-    one measured: it reads the steps in order. Without a TensorBoard logger it does nothing.
+    The end of training measures the final weights on the latest validation epoch's first
+    batch, unless that epoch's measurement was already of them (the same global step). A run
+    that never validated has nothing to measure. Runs only for the tasks in ``tasks``:
+    next-token ones by default (a classification experiment such as memory lists its own). A
+    bidirectional net's forward direction is the one measured: it reads the steps in order.
+    Without a TensorBoard logger it does nothing.
     """
 
     def __init__(
@@ -96,15 +101,10 @@ class GradientFlow(pl.Callback):
         for task in tasks:
             check_choice("tasks", task, TASKS)
         self.every_n_epochs, self.max_sequences, self.tasks = every_n_epochs, max_sequences, tasks
-        self._batch: Batch | None = None  # the validation batch to measure, once it is due
-
-    def _due(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> bool:
-        return (
-            not trainer.sanity_checking
-            and (trainer.current_epoch + 1) % self.every_n_epochs == 0
-            and pl_module.hparams.task in self.tasks
-            and bool(tensorboard_writers(trainer))
-        )
+        # views of the latest first validation batch, on its device: a few KB kept between
+        # epochs so that the end of training measures without another pass over the data
+        self._batch: Batch | None = None
+        self._drawn_step: int | None = None  # the global step of the latest measurement
 
     def on_validation_batch_end(
         self,
@@ -115,15 +115,30 @@ class GradientFlow(pl.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if batch_idx == 0 and dataloader_idx == 0 and self._due(trainer, pl_module):
+        if batch_idx == 0 and dataloader_idx == 0:
             self._batch = Batch(*(t if t is None else t[: self.max_sequences] for t in batch))
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        batch, self._batch = self._batch, None
-        if batch is None:
+        epoch = trainer.current_epoch + 1  # the epoch being validated, counted from 1
+        if not trainer.sanity_checking and epoch % self.every_n_epochs == 0:
+            self._measure(trainer, pl_module, f"epoch {epoch}")
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # by now current_epoch counts the epochs run, the last one perhaps cut short
+        self._measure(trainer, pl_module, f"epoch {trainer.current_epoch} (end of training)")
+
+    def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str) -> None:
+        writers = tensorboard_writers(trainer)
+        if (
+            not writers
+            or self._batch is None
+            or pl_module.hparams.task not in self.tasks
+            or self._drawn_step == trainer.global_step
+        ):
             return
-        norms = gradient_norms(pl_module.net, batch)
-        image = figure_image(gradient_figure(norms, trainer.current_epoch + 1))
-        for writer in tensorboard_writers(trainer):
+        self._drawn_step = trainer.global_step
+        norms = gradient_norms(pl_module.net, self._batch)
+        image = figure_image(gradient_figure(norms, when))
+        for writer in writers:
             writer.add_scalar(RATIO_TAG, norms[0] / norms[-1], trainer.global_step)
             writer.add_image(FIGURE_TAG, image, trainer.global_step, dataformats="HWC")

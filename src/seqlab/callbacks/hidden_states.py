@@ -1,6 +1,6 @@
 """Pictures of what the RNN holds: its hidden state and LSTM gates at each character of a lesson
-sample, and the learned embeddings in TensorBoard's projector (the states and gates come from
-:func:`seqlab.models.unroll.unroll`)."""
+sample, every few validation epochs and at the end of training, and the learned embeddings in
+TensorBoard's projector (the states and gates come from :func:`seqlab.models.unroll.unroll`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from seqlab.callbacks.tensorboard import figure_image, margined_figure, tensorboard_writers
 from seqlab.errors import check_positive
+from seqlab.models import RecurrentNet
 from seqlab.models.unroll import unroll
 
 # TensorBoard tags, named once
@@ -61,11 +62,40 @@ def heat_map(
     return figure
 
 
+def hidden_pictures(
+    net: RecurrentNet, ids: torch.Tensor, labels: list[str], when: str
+) -> dict[str, Figure]:
+    """{tag: heat map} of ``net`` reading the (T,) token ``ids``, ``labels`` along the time axis:
+    the top layer's h_t, and for an LSTM its gates. ``when`` goes into the titles ("epoch 3").
+
+    The network as validation sees it (no dropout), its mode left as it was.
+    """
+    training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            unrolled = unroll(net, ids[None].long(), gates=True)
+    finally:
+        net.train(training)
+    states = unrolled.outputs[0].T.cpu().numpy()  # (D * H, T)
+    limit = max(1.0, float(np.abs(states).max()))  # tanh keeps h in (-1, 1); relu may not
+    both = " (forward units, then backward)" if net.directions == 2 else ""
+    pictures = {HIDDEN_TAG: heat_map(states, labels, f"top layer's h_t{both}, {when}", limit)}
+    if unrolled.gates is not None:
+        gates = unrolled.gates[0].flatten(0, 1).cpu().numpy()  # (4 * H, T): i, f, g, o
+        forward = " (forward direction)" if net.directions == 2 else ""
+        title = f"LSTM gates, top layer{forward}, {when}: i f o in (0, 1), g in (-1, 1)"
+        pictures[GATES_TAG] = heat_map(gates, labels, title, bands=LSTM_GATES)
+    return pictures
+
+
 class HiddenStates(pl.Callback):
-    """Every ``every_n_epochs`` validation epochs: heat maps (units x time) of the top layer's
-    hidden state, and for an LSTM of its gates, while it reads the DataModule's first lesson
-    sample (its first ``max_tokens`` tokens). At the end of training an embedding model's
-    token embeddings go to TensorBoard's projector, the vocabulary as their labels.
+    """Every ``every_n_epochs`` validation epochs and once at the end of training (unless the
+    last validation epoch drew the final weights already): heat maps (units x time) of the top
+    layer's hidden state, and for an LSTM of its gates, while it reads the DataModule's first
+    lesson sample (its first ``max_tokens`` tokens), see :func:`hidden_pictures`. At the end of
+    training an embedding model's token embeddings go to TensorBoard's projector, the
+    vocabulary as their labels.
 
     Logs to TensorBoard only; without a TensorBoard logger it does nothing.
     """
@@ -74,26 +104,25 @@ class HiddenStates(pl.Callback):
         check_positive("every_n_epochs", every_n_epochs)
         check_positive("max_tokens", max_tokens)
         self.every_n_epochs, self.max_tokens = every_n_epochs, max_tokens
+        self._drawn_step: int | None = None  # the global step of the latest pictures
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
-            return
+        epoch = trainer.current_epoch + 1  # the epoch being validated, counted from 1
+        if not trainer.sanity_checking and epoch % self.every_n_epochs == 0:
+            self._draw(trainer, pl_module, f"epoch {epoch}")
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # by now current_epoch counts the epochs run, the last one perhaps cut short
+        self._draw(trainer, pl_module, f"epoch {trainer.current_epoch} (end of training)")
+
+    def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str) -> None:
         writers = tensorboard_writers(trainer)
-        if not writers:
+        if not writers or self._drawn_step == trainer.global_step:
             return
+        self._drawn_step = trainer.global_step
         ids = pl_module.vocab.encode(trainer.datamodule.samples[0].text)[: self.max_tokens]
         labels = [pl_module.vocab.tokens[i] for i in ids.tolist()]
-        with torch.no_grad():
-            unrolled = unroll(pl_module.net, ids[None].long().to(pl_module.device), gates=True)
-        states = unrolled.outputs[0].T.cpu().numpy()  # (D * H, T)
-        limit = max(1.0, float(np.abs(states).max()))  # tanh keeps h in (-1, 1); relu may not
-        both = " (forward units, then backward)" if pl_module.net.directions == 2 else ""
-        pictures = {HIDDEN_TAG: heat_map(states, labels, f"top layer's h_t{both}", limit)}
-        if unrolled.gates is not None:
-            gates = unrolled.gates[0].flatten(0, 1).cpu().numpy()  # (4 * H, T): i, f, g, o
-            forward = " (forward direction)" if pl_module.net.directions == 2 else ""
-            title = f"LSTM gates, top layer{forward}: i f o in (0, 1), g in (-1, 1)"
-            pictures[GATES_TAG] = heat_map(gates, labels, title, bands=LSTM_GATES)
+        pictures = hidden_pictures(pl_module.net, ids.to(pl_module.device), labels, when)
         for tag, figure in pictures.items():
             image = figure_image(figure)
             for writer in writers:
