@@ -106,3 +106,11 @@ def test_default_data_learns_with_other_cells(make_cfg, model):
     result = train(make_cfg(f"model={model}"))
 
     assert [p.predicted for p in result.predictions] == ["ihello"]
+
+
+@pytest.mark.parametrize("precision", ["bf16-true", "64-true", "bf16-mixed"])
+def test_hihello_learns_in_every_cpu_precision_with_one_hot_inputs(make_cfg, precision):
+    # one-hot vectors take the parameters' dtype; the pictures are drawn from it too
+    result = train(make_cfg("experiment=hihello", f"trainer.precision={precision}"))
+
+    assert [p.predicted for p in result.predictions] == ["ihello"]

@@ -55,9 +55,9 @@ def gradient_norms(net: RecurrentNet, batch: Batch) -> np.ndarray:
         net.train(training)
     norms = torch.stack(grads, dim=1).norm(dim=-1)  # (B, T)
     if lengths is None:
-        return norms.mean(0).cpu().numpy()
+        return norms.mean(0).float().cpu().numpy()  # float: numpy has no bfloat16
     real = (torch.arange(norms.size(1), device=norms.device) < lengths[:, None]).to(norms)
-    return ((norms * real).sum(0) / real.sum(0)).cpu().numpy()
+    return ((norms * real).sum(0) / real.sum(0)).float().cpu().numpy()
 
 
 def gradient_figure(norms: np.ndarray, when: str) -> Figure:

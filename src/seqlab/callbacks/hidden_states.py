@@ -77,12 +77,12 @@ def hidden_pictures(
             unrolled = unroll(net, ids[None].long(), gates=True)
     finally:
         net.train(training)
-    states = unrolled.outputs[0].T.cpu().numpy()  # (D * H, T)
+    states = unrolled.outputs[0].T.float().cpu().numpy()  # (D * H, T); numpy has no bfloat16
     limit = max(1.0, float(np.abs(states).max()))  # tanh keeps h in (-1, 1); relu may not
     both = " (forward units, then backward)" if net.directions == 2 else ""
     pictures = {HIDDEN_TAG: heat_map(states, labels, f"top layer's h_t{both}, {when}", limit)}
     if unrolled.gates is not None:
-        gates = unrolled.gates[0].flatten(0, 1).cpu().numpy()  # (4 * H, T): i, f, g, o
+        gates = unrolled.gates[0].flatten(0, 1).float().cpu().numpy()  # (4 * H, T): i, f, g, o
         forward = " (forward direction)" if net.directions == 2 else ""
         title = f"LSTM gates, top layer{forward}, {when}: i f o in (0, 1), g in (-1, 1)"
         pictures[GATES_TAG] = heat_map(gates, labels, title, bands=LSTM_GATES)
