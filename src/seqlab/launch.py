@@ -135,6 +135,9 @@ def quiet_known_noise() -> None:
     # a resumed run writes into its own checkpoints/ again; a new run never finds one there
     # (CheckRunStart refuses a dir that holds a run)
     warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty")
+    # best.ckpt monitors optimized_metric, checked before training; a run that ends before any
+    # validation says so in its own line (RunResult.optimized_value)
+    warnings.filterwarnings("ignore", ".*could not find the monitored key in the returned metrics")
     # raised inside Lightning's own code by newer torch releases
     warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
