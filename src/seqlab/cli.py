@@ -22,7 +22,7 @@ from hydra.errors import (
 )
 from omegaconf.errors import OmegaConfBaseException
 
-from seqlab.errors import SettingError
+from seqlab.errors import SettingError, first_line
 
 
 def run(entry: Callable[[], Any]) -> Any:
@@ -68,12 +68,12 @@ def describe(err: BaseException) -> str | None:
                 f"{key}={value} is invalid: not in the config (it has {known}); "
                 f"a key the config leaves out is added with +{key}={value}"
             )
-        return f"{key or 'config'}: {_first_line(cause)}"
+        return f"{key or 'config'}: {first_line(cause)}"
     if isinstance(err, OverrideParseException | ConfigCompositionException):
-        return _first_line(err)
+        return first_line(err)
     if isinstance(err, OmegaConfBaseException):
         key = getattr(err, "full_key", None)
-        return f"{key}: {_first_line(err)}" if key else _first_line(err)
+        return f"{key}: {first_line(err)}" if key else first_line(err)
     return None
 
 
@@ -84,8 +84,3 @@ def _given(key: str) -> str:
         if equals and name.lstrip("+~") == key:
             return value
     return "..."
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(getattr(err, "msg", None) or err).strip()
-    return " ".join(text.splitlines()[0].split()) if text else type(err).__name__

@@ -11,6 +11,13 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def first_line(err: BaseException) -> str:
+    """An exception's message as one line (an OmegaConf error's own message, without the
+    key/type lines it appends), or its type's name if it has none."""
+    text = str(getattr(err, "msg", None) or err).strip()
+    return " ".join(text.splitlines()[0].split()) if text else type(err).__name__
+
+
 SHOWN = 120  # characters of a value an error shows: a whole corpus or vocabulary is not a line
 
 

@@ -17,7 +17,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from seqlab.callbacks.predictions import LessonPredictions
-from seqlab.errors import RunFailed, SettingError
+from seqlab.errors import RunFailed, SettingError, first_line
 from seqlab.interrupt import RunInterrupted
 from seqlab.metrics import METRICS, TRAIN_LOSS, VAL_LOSS, metric_mode
 
@@ -52,7 +52,7 @@ def describe_error(error: BaseException) -> str:
     """One line for metrics.json: a known failure in its own words, else type and message."""
     if isinstance(error, RunFailed | SettingError):
         return str(error)
-    return f"{type(error).__name__}: {error}".strip().splitlines()[0]
+    return f"{type(error).__name__}: {first_line(error)}"
 
 
 def record_failure(path: Path, error: BaseException) -> None:

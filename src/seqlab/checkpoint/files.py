@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from seqlab.errors import RunFailed, SettingError
+from seqlab.errors import RunFailed, SettingError, first_line
 
 
 class CheckpointWriteError(RunFailed):
@@ -79,8 +79,3 @@ def read_checkpoint(path: str | Path, key: str) -> Any:
     except Exception:  # torch.load fails in many ways on a truncated or foreign file
         reason = "not a readable checkpoint: truncated, or not written by torch.save"
         raise SettingError(key, str(path), reason) from None
-
-
-def first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

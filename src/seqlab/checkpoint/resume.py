@@ -11,8 +11,7 @@ from typing import Any
 
 from seqlab.callbacks.summary import RunSummary
 from seqlab.checkpoint.contents import check_weights
-from seqlab.checkpoint.files import first_line
-from seqlab.errors import SettingError
+from seqlab.errors import SettingError, first_line
 from seqlab.module import SeqModule
 
 # vocab, class_names and task are facts of the data, not model.* settings

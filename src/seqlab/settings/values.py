@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from seqlab.errors import SettingError, shown
+from seqlab.errors import SettingError, first_line, shown
 from seqlab.settings.types import check_arguments
 
 T = TypeVar("T")
@@ -29,7 +29,7 @@ def plain(node: DictConfig | Mapping[str, Any], key: str = "") -> dict[str, Any]
     except MissingMandatoryValue as err:
         raise SettingError(_full_key(err, key), MISSING, "a value is required") from None
     except OmegaConfBaseException as err:
-        reason = str(err.msg if hasattr(err, "msg") else err).strip().splitlines()[0]
+        reason = first_line(err)
         refused = _setting_error(err)  # a resolver's own refusal (an unknown ${corpus:NAME})
         if refused is not None:
             reason = f"{refused.name}={shown(refused.value)}: {refused.expected}"
