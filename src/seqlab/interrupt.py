@@ -26,8 +26,10 @@ class RunInterrupted(BaseException):
 
     def __init__(self, signum: int, forced: bool = False) -> None:
         self.signum, self.forced = signum, forced
+        # where it stopped, and whether this process had trained a step (set by train())
         self.epoch: int | None = None
         self.step: int | None = None
+        self.trained = False
         super().__init__(f"stopped by {self.signal_name}")
 
     @property

@@ -52,7 +52,7 @@ def report_interrupt(run_dir: Path, stop: RunInterrupted) -> None:
         return
     last = run_dir / "checkpoints" / "last.ckpt"
     where = "" if stop.step is None else f" at epoch {stop.epoch}, step {stop.step}"
-    if stop.step is None or not getattr(stop, "trained", False):
+    if stop.step is None or not stop.trained:
         saved = "before training started: nothing to resume"
     elif stop.forced or not last.is_file():
         saved = "without a checkpoint of this step" + (

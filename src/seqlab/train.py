@@ -74,8 +74,9 @@ class RunResult:
 def train(cfg: DictConfig) -> RunResult:
     """Build the DataModule, model, loggers, callbacks and Trainer from ``cfg``, and fit.
 
-    Every setting is checked while the objects are built, before any training: a bad one
-    raises :class:`SettingError` naming its key.
+    Every setting's type is checked before anything is built (:mod:`seqlab.settings`), its
+    range as its object is built, all before any training: a bad one raises
+    :class:`SettingError` naming its key.
     """
     quiet_known_noise()
     settings, _ = check_train_config(cfg)
