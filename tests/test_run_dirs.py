@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -84,3 +85,16 @@ def test_resume_continues_a_finished_run_without_training_it_again(cli, tmp_path
     assert done.status == 0, done.stderr
     assert (again["epochs"], again["global_step"]) == (first["epochs"], first["global_step"])
     assert again["final"] == first["final"] and again["best"] == first["best"]
+
+
+def test_a_resumed_run_continues_its_metrics_csv(cli, tmp_path):
+    csv_run = ["experiment=longtext", "logger=csv", *QUIET]
+    assert cli("train.py", *csv_run, "trainer.max_epochs=3", "hydra.run.dir=run").status == 0
+
+    done = cli("train.py", *csv_run, "trainer.max_epochs=5", "resume=run")
+
+    assert done.status == 0, done.stderr
+    with (tmp_path / "run" / "metrics.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    epochs = [int(r["epoch"]) for r in rows if r.get("val/loss")]
+    assert epochs == [0, 1, 2, 3, 4]  # the first process's epochs kept, each epoch once

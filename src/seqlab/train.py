@@ -7,7 +7,6 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
@@ -110,7 +109,7 @@ def train(cfg: DictConfig) -> RunResult:
     # resuming in place: TensorBoard hides what the stopped run logged after its last
     # checkpoint, since those steps are logged again
     purge_step = start.checkpoint["global_step"] + 1 if start and start.in_place else None
-    loggers = _instantiate_all(cfg.get("logger"), "logger", tensorboard={"purge_step": purge_step})
+    loggers = _instantiate_all(cfg.get("logger"), "logger", purge_step)
     if not loggers:  # Lightning refuses a learning-rate monitor with nothing to log to
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     predictions = LessonPredictions()
@@ -151,22 +150,24 @@ def train(cfg: DictConfig) -> RunResult:
     return result
 
 
-def _instantiate_all(
-    group: DictConfig | None, key: str, tensorboard: dict[str, Any] | None = None
-) -> list:
+def _instantiate_all(group: DictConfig | None, key: str, purge_step: int | None = None) -> list:
     """One object per named entry; ``callbacks.progress_bar=null`` switches an entry off.
 
-    ``tensorboard``: extra arguments for a TensorBoardLogger entry (its SummaryWriter's).
+    ``purge_step``: where a resumed run continues, for the loggers that hide what the stopped
+    run logged after it (TensorBoard's SummaryWriter, seqlab's CSV logger).
     """
     objects = []
     for name, node in (group or {}).items():
         if node is None:
             continue
-        extra = {}
-        if tensorboard and str(node.get("_target_", "")).endswith("TensorBoardLogger"):
-            extra = {k: v for k, v in tensorboard.items() if v is not None}
+        target = str(node.get("_target_", ""))
+        purging = purge_step is not None and target.endswith(PURGING)
+        extra = {"purge_step": purge_step} if purging else {}
         objects.append(instantiate_setting(node, f"{key}.{name}", **extra))
     return objects
+
+
+PURGING = ("TensorBoardLogger", "seqlab.loggers.CSVLogger")  # loggers that take purge_step
 
 
 # callbacks.NAME=null means none of it, not Lightning's stand-in for it
