@@ -12,7 +12,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch.nn import functional as F
 
-from seqlab.callbacks.tensorboard import figure_image, margined_figure, tensorboard_writers
+from seqlab.callbacks.tensorboard import (
+    EveryNEpochsAndAtTheEnd,
+    figure_image,
+    margined_figure,
+)
 from seqlab.data.base import IGNORE_INDEX, Batch
 from seqlab.errors import check_choice, check_positive
 from seqlab.models import RecurrentNet
@@ -75,7 +79,7 @@ def gradient_figure(norms: np.ndarray, when: str) -> Figure:
     return figure
 
 
-class GradientFlow(pl.Callback):
+class GradientFlow(EveryNEpochsAndAtTheEnd):
     """Every ``every_n_epochs`` validation epochs and once at the end of training, for up to
     ``max_sequences`` sequences of the first validation batch: ||dL/dh_t|| of the top layer's
     hidden state at every step t, the loss taken at the last step (see :func:`gradient_norms`).
@@ -96,15 +100,14 @@ class GradientFlow(pl.Callback):
         max_sequences: int = 8,
         tasks: Sequence[str] = (NEXT_TOKEN,),
     ) -> None:
-        check_positive("every_n_epochs", every_n_epochs)
+        super().__init__(every_n_epochs)
         check_positive("max_sequences", max_sequences)
         for task in tasks:
             check_choice("tasks", task, TASKS)
-        self.every_n_epochs, self.max_sequences, self.tasks = every_n_epochs, max_sequences, tasks
+        self.max_sequences, self.tasks = max_sequences, tasks
         # views of the latest first validation batch, on its device: a few KB kept between
         # epochs so that the end of training measures without another pass over the data
         self._batch: Batch | None = None
-        self._drawn_step: int | None = None  # the global step of the latest measurement
 
     def on_validation_batch_end(
         self,
@@ -118,27 +121,14 @@ class GradientFlow(pl.Callback):
         if batch_idx == 0 and dataloader_idx == 0:
             self._batch = Batch(*(t if t is None else t[: self.max_sequences] for t in batch))
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        epoch = trainer.current_epoch + 1  # the epoch being validated, counted from 1
-        if not trainer.sanity_checking and epoch % self.every_n_epochs == 0:
-            self._measure(trainer, pl_module, f"epoch {epoch}")
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # by now current_epoch counts the epochs run, the last one perhaps cut short
-        self._measure(trainer, pl_module, f"epoch {trainer.current_epoch} (end of training)")
-
-    def _measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str) -> None:
-        writers = tensorboard_writers(trainer)
-        if (
-            not writers
-            or self._batch is None
-            or pl_module.hparams.task not in self.tasks
-            or self._drawn_step == trainer.global_step
-        ):
-            return
-        self._drawn_step = trainer.global_step
+    def draw(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, writers: list, when: str
+    ) -> bool:
+        if self._batch is None or pl_module.hparams.task not in self.tasks:
+            return False
         norms = gradient_norms(pl_module.net, self._batch)
         image = figure_image(gradient_figure(norms, when))
         for writer in writers:
             writer.add_scalar(RATIO_TAG, norms[0] / norms[-1], trainer.global_step)
             writer.add_image(FIGURE_TAG, image, trainer.global_step, dataformats="HWC")
+        return True

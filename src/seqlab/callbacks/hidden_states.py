@@ -12,7 +12,12 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from seqlab.callbacks.tensorboard import figure_image, margined_figure, tensorboard_writers
+from seqlab.callbacks.tensorboard import (
+    EveryNEpochsAndAtTheEnd,
+    figure_image,
+    margined_figure,
+    tensorboard_writers,
+)
 from seqlab.errors import check_positive
 from seqlab.models import RecurrentNet
 from seqlab.models.unroll import unroll
@@ -89,7 +94,7 @@ def hidden_pictures(
     return pictures
 
 
-class HiddenStates(pl.Callback):
+class HiddenStates(EveryNEpochsAndAtTheEnd):
     """Every ``every_n_epochs`` validation epochs and once at the end of training (unless the
     last validation epoch drew the final weights already): heat maps (units x time) of the top
     layer's hidden state, and for an LSTM of its gates, while it reads the DataModule's first
@@ -101,25 +106,13 @@ class HiddenStates(pl.Callback):
     """
 
     def __init__(self, every_n_epochs: int = 50, max_tokens: int = 60) -> None:
-        check_positive("every_n_epochs", every_n_epochs)
+        super().__init__(every_n_epochs)
         check_positive("max_tokens", max_tokens)
-        self.every_n_epochs, self.max_tokens = every_n_epochs, max_tokens
-        self._drawn_step: int | None = None  # the global step of the latest pictures
+        self.max_tokens = max_tokens
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        epoch = trainer.current_epoch + 1  # the epoch being validated, counted from 1
-        if not trainer.sanity_checking and epoch % self.every_n_epochs == 0:
-            self._draw(trainer, pl_module, f"epoch {epoch}")
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # by now current_epoch counts the epochs run, the last one perhaps cut short
-        self._draw(trainer, pl_module, f"epoch {trainer.current_epoch} (end of training)")
-
-    def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule, when: str) -> None:
-        writers = tensorboard_writers(trainer)
-        if not writers or self._drawn_step == trainer.global_step:
-            return
-        self._drawn_step = trainer.global_step
+    def draw(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, writers: list, when: str
+    ) -> bool:
         ids = pl_module.vocab.encode(trainer.datamodule.samples[0].text)[: self.max_tokens]
         labels = [pl_module.vocab.tokens[i] for i in ids.tolist()]
         pictures = hidden_pictures(pl_module.net, ids.to(pl_module.device), labels, when)
@@ -127,6 +120,7 @@ class HiddenStates(pl.Callback):
             image = figure_image(figure)
             for writer in writers:
                 writer.add_image(tag, image, trainer.global_step, dataformats="HWC")
+        return True
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         embedding = pl_module.net.embedding
