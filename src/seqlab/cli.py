@@ -30,7 +30,7 @@ def run(entry: Callable[[], Any]) -> Any:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # raise, so the error can be read, not printed
     try:
         return entry()
-    except SettingError as err:  # raised by a Hydra callback before the run started
+    except SettingError as err:  # a sweep's failed job, re-raised when its sweep ends
         raise SystemExit(f"error: {err}") from None
     except (HydraException, OmegaConfBaseException) as err:
         line = describe(err)

@@ -15,7 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from seqlab.errors import SettingError
+from seqlab.errors import SettingError, exits_on_setting_error
 from seqlab.metrics import METRICS_FILE
 
 log = logging.getLogger(__name__)
@@ -115,12 +115,10 @@ def check_strategy_fits_sweep(strategy: str, launcher_target: str) -> None:
 class RefuseRelaunchingSweeps(Callback):
     """Stops a sweep before its first job when its jobs could not run (see above)."""
 
+    @exits_on_setting_error
     def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
-        try:
-            strategy = str(config.trainer.get("strategy", "auto"))
-            check_strategy_fits_sweep(strategy, str(config.hydra.launcher.get("_target_", "")))
-        except SettingError as err:
-            raise SystemExit(f"error: {err}") from None
+        strategy = str(config.trainer.get("strategy", "auto"))
+        check_strategy_fits_sweep(strategy, str(config.hydra.launcher.get("_target_", "")))
 
 
 class _DropAdverts(logging.Filter):
@@ -176,29 +174,27 @@ class CheckRunStart(Callback):
     a run dir that holds a run is continued only with ``resume=``, and what was there is
     recorded for :func:`discard_unused_run_dir`."""
 
+    # Hydra turns any other exception of a callback into a warning: SystemExit stops the run
+    @exits_on_setting_error
     def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
         global _before
         from seqlab.cli import describe
 
+        check_group_options(task_overrides(config.hydra))
         try:
-            check_group_options(task_overrides(config.hydra))
             resume, run_dir = config.get("resume"), _run_dir(config)
-            if resume and not run_dir.is_dir():
-                raise SettingError("resume", resume, "no such run dir")
-            if not resume and (run_dir / METRICS_FILE).is_file():
-                reason = "it already holds a run: continue it with resume=DIR, or pick a new dir"
-                raise SettingError("hydra.run.dir", str(run_dir), reason)
-        except SettingError as err:
-            raise SystemExit(f"error: {err}") from None
         except OmegaConfBaseException as err:  # the run dir's own interpolation (hydra.run.dir)
             raise SystemExit(f"error: {describe(err)}") from None
+        if resume and not run_dir.is_dir():
+            raise SettingError("resume", resume, "no such run dir")
+        if not resume and (run_dir / METRICS_FILE).is_file():
+            reason = "it already holds a run: continue it with resume=DIR, or pick a new dir"
+            raise SettingError("hydra.run.dir", str(run_dir), reason)
         _before = RunDirBefore.read(run_dir)
 
+    @exits_on_setting_error
     def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
-        try:
-            check_group_options(task_overrides(config.hydra))
-        except SettingError as err:
-            raise SystemExit(f"error: {err}") from None
+        check_group_options(task_overrides(config.hydra))
 
 
 def task_overrides(hydra: DictConfig) -> list[str]:

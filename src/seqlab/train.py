@@ -78,7 +78,7 @@ def train(cfg: DictConfig) -> RunResult:
     :class:`SettingError` naming its key.
     """
     quiet_known_noise()
-    settings, _ = check_train_config(cfg)
+    settings = check_train_config(cfg)
     check_launch(cfg)
     share_machine(cfg)
     pl.seed_everything(settings.seed, workers=True, verbose=False)

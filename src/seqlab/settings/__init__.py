@@ -17,7 +17,7 @@ from seqlab.errors import SettingError, check_choice
 from seqlab.metrics import METRICS
 from seqlab.settings.run import EvalSettings, GenerateSettings, PredictSettings, RunSettings
 from seqlab.settings.trainer import check_trainer
-from seqlab.settings.types import check_arguments, check_type
+from seqlab.settings.types import check_arguments
 from seqlab.settings.values import plain, settings_from
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "RunSettings",
     "check_node",
     "check_train_config",
-    "check_type",
     "plain",
     "settings_from",
 ]
@@ -59,8 +58,8 @@ def check_node(values: Mapping[str, Any], key: str, provided: Collection[str] = 
             check_node(value, f"{key}.{name}")
 
 
-def check_train_config(cfg: DictConfig) -> tuple[RunSettings, dict[str, Any]]:
-    """The run's top-level settings, and its groups as plain values, all checked."""
+def check_train_config(cfg: DictConfig) -> RunSettings:
+    """The run's top-level settings, with every group checked too."""
     # first: resolving the config asks for the metric's mode (best.ckpt), which needs its name
     check_choice("optimized_metric", cfg.get("optimized_metric"), METRICS)
     values = plain(cfg)  # resolved once: a missing or unresolvable value is named by its key
@@ -74,4 +73,4 @@ def check_train_config(cfg: DictConfig) -> tuple[RunSettings, dict[str, Any]]:
             if node is not None:  # callbacks.progress_bar=null: switched off
                 check_node(node, f"{name}.{entry}")
     check_trainer(groups["trainer"], run.optimized_metric)
-    return run, groups
+    return run
