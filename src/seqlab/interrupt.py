@@ -50,7 +50,11 @@ class _Interrupts:
         self.requested: int | None = None
 
     def install(self) -> None:
+        """A new run in this process: nothing requested yet, and the signals taken."""
         self.pid, self.deferring, self.requested = os.getpid(), False, None
+        self.take_signals()
+
+    def take_signals(self) -> None:
         for signum in SIGNALS:
             signal.signal(signum, self._handle)
 
@@ -81,10 +85,9 @@ class GracefulStop(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Lightning's own SIGTERM handler (installed by now) would stop mid-validation, where a
         # resumed run cannot pick up exactly: this one takes its place until training ends
-        if interrupts.pid is None:
+        if interrupts.pid is None:  # train() called without main(): a notebook, a test
             interrupts.install()
-        for signum in SIGNALS:
-            signal.signal(signum, interrupts._handle)
+        interrupts.take_signals()
         interrupts.deferring = True
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
