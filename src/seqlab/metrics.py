@@ -4,33 +4,47 @@ Free of torch: the config path (`--help`, `--cfg job`) imports it."""
 
 from __future__ import annotations
 
-from seqlab.tasks import CLASSIFY
+from seqlab.tasks import CLASSIFY, NEXT_TOKEN
 
 TRAIN_LOSS = "train/loss"
 TRAIN_ACC = "train/acc"
+TRAIN_PPL = "train/ppl"  # perplexity: exp of the mean per-word loss, word-level models only
 VAL_LOSS = "val/loss"
 VAL_ACC = "val/acc"
-VAL_BPC = "val/bpc"  # bits per character: val/loss in base 2, next-token tasks only
+VAL_BPC = "val/bpc"  # bits per character: val/loss in base 2, character-level models only
+VAL_PPL = "val/ppl"
 
-METRICS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, VAL_BPC)  # logged while training
+# logged while training
+METRICS = (TRAIN_LOSS, TRAIN_ACC, TRAIN_PPL, VAL_LOSS, VAL_ACC, VAL_BPC, VAL_PPL)
 
 # the held-out test split, measured by scripts/eval.py only
 TEST_LOSS = "test/loss"
 TEST_ACC = "test/acc"
 TEST_BPC = "test/bpc"
-TEST_METRICS = (TEST_LOSS, TEST_ACC, TEST_BPC)
+TEST_PPL = "test/ppl"
+TEST_METRICS = (TEST_LOSS, TEST_ACC, TEST_BPC, TEST_PPL)
 
 METRICS_FILE = "metrics.json"  # each run's final and best metrics, in its run dir
 
 
-def logs_bpc(task: str) -> bool:
+def logs_bpc(task: str, level: str = "char") -> bool:
     """Bits per character measure next-character prediction, not classification."""
-    return task != CLASSIFY
+    return task != CLASSIFY and level == "char"
 
 
-def task_metrics(task: str) -> tuple[str, ...]:
-    """The metrics a run of ``task`` logs while training."""
-    return tuple(m for m in METRICS if m != VAL_BPC or logs_bpc(task))
+def logs_ppl(task: str, level: str) -> bool:
+    """Perplexity is the measure of next-word prediction (the published figures' unit)."""
+    return task == NEXT_TOKEN and level == "word"
+
+
+def task_metrics(task: str, level: str = "char") -> tuple[str, ...]:
+    """The metrics a run of ``task`` on ``level`` tokens (char or word) logs while training."""
+    skip = set()
+    if not logs_bpc(task, level):
+        skip.add(VAL_BPC)
+    if not logs_ppl(task, level):
+        skip |= {TRAIN_PPL, VAL_PPL}
+    return tuple(m for m in METRICS if m not in skip)
 
 
 def metric_mode(name: str) -> str:

@@ -14,20 +14,25 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from seqlab.data.base import CLASSIFY, IGNORE_INDEX, TASKS, Batch, Sample
 from seqlab.data.vocab import Vocab
-from seqlab.errors import SettingError, check_at_least, check_choice, check_positive
+from seqlab.errors import RunFailed, SettingError, check_at_least, check_choice, check_positive
 from seqlab.inference import Prediction, classify, predict_next
 from seqlab.metrics import (
     TEST_ACC,
     TEST_BPC,
     TEST_LOSS,
+    TEST_PPL,
     TRAIN_ACC,
     TRAIN_LOSS,
+    TRAIN_PPL,
     VAL_ACC,
     VAL_BPC,
     VAL_LOSS,
+    VAL_PPL,
     logs_bpc,
+    logs_ppl,
 )
 from seqlab.models import RecurrentNet
+from seqlab.models.recurrent import State
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -38,6 +43,14 @@ OPTIMIZERS = {
 
 
 RUNNING = ("train_loss", "train_acc")  # the metrics a checkpoint mid-epoch carries on
+
+
+def detached(state: State | None) -> State | None:
+    """The state's values without their history (word_language_model's ``repackage_hidden``):
+    the next batch starts from them, but its gradient stops here, ``seq_len`` steps back."""
+    if state is None:
+        return None
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
 def _states(metric: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -111,6 +124,10 @@ class SeqModule(pl.LightningModule):
             pooling=pooling,
             forget_bias=forget_bias,
         )
+        # the streams' final state of the last batch, the next batch's initial one (see
+        # seqlab.data.streams); None: a zero state
+        self.train_state: State | None = None
+        self.eval_state: State | None = None
         self.train_loss, self.train_acc = self._loss_and_accuracy()
         self.val_loss, self.val_acc = self._loss_and_accuracy()
         self.test_loss, self.test_acc = self._loss_and_accuracy()
@@ -125,15 +142,25 @@ class SeqModule(pl.LightningModule):
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.net(batch.inputs, batch.lengths)[0]
 
-    def _scores(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        scores = self(batch)  # (B, T, C) next-token, (B, C) many-to-one
+    def _scores(
+        self, batch: Batch, state: State | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
+        # (B, T, C) next-token, (B, C) many-to-one; the final state, for a stream's next batch
+        scores, final = self.net(batch.inputs, batch.lengths, state)
         scores = scores.reshape(-1, scores.size(-1))  # (N, C): every prediction one row
         targets = batch.targets.reshape(-1).long()  # (N,), IGNORE_INDEX where not scored
         loss = F.cross_entropy(scores, targets, ignore_index=IGNORE_INDEX)
-        return loss, scores, targets
+        return loss, scores, targets, final
+
+    @property
+    def _word_level(self) -> bool:
+        return logs_ppl(self.hparams.task, self.vocab.level)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss, scores, targets = self._scores(batch)
+        state = self.train_state if batch.carry_state else None
+        loss, scores, targets, final = self._scores(batch, state)
+        if batch.carry_state:
+            self.train_state = detached(final)
         self.train_loss.update(loss, weight=(targets != IGNORE_INDEX).sum())
         self.train_acc.update(scores, targets)
         if self.trainer.is_last_batch or self._last_step():
@@ -141,7 +168,29 @@ class SeqModule(pl.LightningModule):
             # bookkeeping, more than a lesson's whole step
             self.log(TRAIN_LOSS, self.train_loss, on_step=False, on_epoch=True)
             self.log(TRAIN_ACC, self.train_acc, on_step=False, on_epoch=True)
+            if self._word_level:  # exp of the epoch's mean loss so far (all ranks' tokens)
+                ppl = self.train_loss.compute().exp()
+                self.log(TRAIN_PPL, ppl, on_step=False, on_epoch=True, batch_size=1)
         return loss
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        # a jittered stream batch of T tokens steps with lr x T / seq_len (AWD-LSTM), put back
+        # right after the step, before any scheduler reads the learning rate
+        self._base_lrs = None
+        if batch.lr_scale != 1.0:
+            groups = self.trainer.optimizers[0].param_groups
+            self._base_lrs = [group["lr"] for group in groups]
+            for group in groups:
+                group["lr"] = group["lr"] * batch.lr_scale
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        if getattr(self, "_base_lrs", None):
+            for group, lr in zip(
+                self.trainer.optimizers[0].param_groups, self._base_lrs, strict=True
+            ):
+                group["lr"] = lr
+            self._base_lrs = None
 
     def _last_step(self) -> bool:
         """This step is the run's last (trainer.max_steps), though not its epoch's last."""
@@ -149,11 +198,49 @@ class SeqModule(pl.LightningModule):
         return max_steps > 0 and self.trainer.global_step + 1 >= max_steps
 
     def on_train_epoch_start(self) -> None:
-        # a new epoch starts its running means at zero; an epoch resumed in the middle keeps
-        # the ones its checkpoint restored
+        # a new epoch starts its running means and its streams' state at zero; an epoch resumed
+        # in the middle keeps the ones its checkpoint restored
         if self.trainer.fit_loop.epoch_loop.batch_progress.current.ready == 0:
             self.train_loss.reset()
             self.train_acc.reset()
+            self.train_state = None
+
+    def carried_state(self) -> list[torch.Tensor]:
+        """The training streams' state as a checkpoint keeps it: ``[h]`` or ``[h, c]``, each
+        (ranks, L * D, B, H), every rank's (a collective call under DDP); [] when none."""
+        if self.train_state is None:
+            return []
+        parts = (
+            list(self.train_state) if isinstance(self.train_state, tuple) else [self.train_state]
+        )
+        if self.trainer.world_size > 1:
+            return [self.all_gather(part).detach().cpu() for part in parts]
+        return [part.detach().cpu()[None] for part in parts]
+
+    def load_carried_state(self, parts: list[torch.Tensor]) -> None:
+        """Put back what :meth:`carried_state` saved: this rank's part of it."""
+        if not parts:
+            self.train_state = None
+            return
+        rank, ranks = self.trainer.global_rank, self.trainer.world_size
+        if any(part.size(0) != ranks for part in parts):
+            raise RunFailed(
+                f"the checkpoint carries the state of {parts[0].size(0)} ranks' streams; "
+                f"this run has {ranks}: resume with as many devices as it was trained on"
+            )
+        layers, units = self.net.num_layers * self.net.directions, self.net.hidden_size
+        parts_needed = 2 if self.hparams.cell == "lstm" else 1  # LSTM: (h, c)
+        if len(parts) != parts_needed or any(
+            part.size(1) != layers or part.size(3) != units for part in parts
+        ):
+            shapes = ", ".join(str(tuple(part.shape[1:])) for part in parts)
+            raise RunFailed(
+                f"the checkpoint's carried state {shapes} does not fit this model "
+                f"({parts_needed} of ({layers}, streams, {units}))"
+            )
+        dtype = next(self.net.parameters()).dtype
+        mine = [part[rank].to(self.device, dtype) for part in parts]
+        self.train_state = tuple(mine) if len(mine) == 2 else mine[0]
 
     def running_metrics(self) -> dict[str, dict[str, torch.Tensor]]:
         """The training epoch's running metric states, as a checkpoint keeps them: under DDP
@@ -179,34 +266,47 @@ class SeqModule(pl.LightningModule):
                 metric.load_state_dict(states[name])
                 metric.persistent(False)
 
+    def on_validation_epoch_start(self) -> None:
+        self.eval_state = None  # every evaluation reads its streams from a zero state
+
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, self.val_loss, self.val_acc)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_evaluation((VAL_LOSS, VAL_ACC, VAL_BPC), self.val_loss, self.val_acc)
+        names = (VAL_LOSS, VAL_ACC, VAL_BPC, VAL_PPL)
+        self._log_evaluation(names, self.val_loss, self.val_acc)
+
+    def on_test_epoch_start(self) -> None:
+        self.eval_state = None
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, self.test_loss, self.test_acc)
 
     def on_test_epoch_end(self) -> None:
-        self._log_evaluation((TEST_LOSS, TEST_ACC, TEST_BPC), self.test_loss, self.test_acc)
+        names = (TEST_LOSS, TEST_ACC, TEST_BPC, TEST_PPL)
+        self._log_evaluation(names, self.test_loss, self.test_acc)
 
     def _evaluate(self, batch: Batch, mean_loss: MeanMetric, accuracy: MulticlassAccuracy) -> None:
-        loss, scores, targets = self._scores(batch)
+        state = self.eval_state if batch.carry_state else None
+        loss, scores, targets, final = self._scores(batch, state)
+        if batch.carry_state:
+            self.eval_state = final  # no graph to cut: evaluation runs without gradients
         mean_loss.update(loss, weight=(targets != IGNORE_INDEX).sum())
         accuracy.update(scores, targets)
 
     def _log_evaluation(
-        self, names: tuple[str, str, str], mean_loss: MeanMetric, accuracy: MulticlassAccuracy
+        self, names: tuple[str, str, str, str], mean_loss: MeanMetric, accuracy: MulticlassAccuracy
     ) -> None:
-        loss_name, acc_name, bpc_name = names
+        loss_name, acc_name, bpc_name, ppl_name = names
         loss = mean_loss.compute()
         mean_loss.reset()
         # the metric objects already reduced over the ranks; sync_dist only tells Lightning so
         self.log(loss_name, loss, prog_bar=True, sync_dist=True)
         self.log(acc_name, accuracy, prog_bar=True)
-        if logs_bpc(self.hparams.task):
+        if logs_bpc(self.hparams.task, self.vocab.level):
             self.log(bpc_name, loss / math.log(2), sync_dist=True)
+        if self._word_level:  # exp of the mean per-token loss: every token of the split once
+            self.log(ppl_name, loss.exp(), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         optimizer = OPTIMIZERS[self.hparams.optimizer]

@@ -161,7 +161,7 @@ def eval_main(cfg: DictConfig) -> dict[str, float]:
         enable_model_summary=False,
     )
     metrics = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
-    if datamodule.test_set is not None:
+    if datamodule.has_test:
         metrics |= trainer.test(module, datamodule=datamodule, verbose=False)[0]
 
     console = Console()

@@ -89,11 +89,12 @@ def train(cfg: DictConfig) -> RunResult:
         check_free(*claim)  # a run dir in use is refused before anything is built or written
 
     datamodule: SeqDataModule = instantiate_setting(cfg.data, "data")
-    if cfg.optimized_metric not in task_metrics(datamodule.task):
+    logged = task_metrics(datamodule.task, datamodule.vocab.level)
+    if cfg.optimized_metric not in logged:
         raise SettingError(
             "optimized_metric",
             cfg.optimized_metric,
-            f"a {datamodule.task} run logs {', '.join(task_metrics(datamodule.task))}",
+            f"a {datamodule.task} run on {datamodule.vocab.unit}s logs {', '.join(logged)}",
         )
     model: SeqModule = instantiate_setting(
         cfg.model,

@@ -41,7 +41,8 @@ def gradient_norms(net: RecurrentNet, batch: Batch) -> np.ndarray:
     net.eval()  # no dropout: the network as validation sees it
     try:
         with torch.inference_mode(False), torch.enable_grad():
-            tokens, targets, lengths = (t if t is None else t.clone() for t in batch)
+            tensors = (batch.inputs, batch.targets, batch.lengths)
+            tokens, targets, lengths = (t if t is None else t.clone() for t in tensors)
             if lengths is not None:  # a slice of a padded batch may end before its padding
                 tokens = tokens[:, : int(lengths.max())]
             unrolled = unroll(net, tokens, lengths)
@@ -119,7 +120,9 @@ class GradientFlow(EveryNEpochsAndAtTheEnd):
         dataloader_idx: int = 0,
     ) -> None:
         if batch_idx == 0 and dataloader_idx == 0:
-            self._batch = Batch(*(t if t is None else t[: self.max_sequences] for t in batch))
+            few = slice(self.max_sequences)
+            lengths = None if batch.lengths is None else batch.lengths[few]
+            self._batch = Batch(batch.inputs[few], batch.targets[few], lengths)
 
     def draw(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, writers: list, when: str

@@ -17,7 +17,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from seqlab.data import LabelledTextDataModule, SentencesDataModule, SeqDataModule, TextDataModule
+from seqlab.data import (
+    CorpusDataModule,
+    LabelledTextDataModule,
+    SentencesDataModule,
+    SeqDataModule,
+    TextDataModule,
+)
 from seqlab.data.memory import MemoryDataModule
 from seqlab.data.vocab import Vocab
 from seqlab.errors import SettingError, shown
@@ -29,7 +35,13 @@ FORMAT = 1
 # the classes a checkpoint may name, by the name it records
 DATAMODULES: dict[str, type[SeqDataModule]] = {
     f"{cls.__module__}.{cls.__qualname__}": cls
-    for cls in (TextDataModule, SentencesDataModule, LabelledTextDataModule, MemoryDataModule)
+    for cls in (
+        TextDataModule,
+        CorpusDataModule,
+        SentencesDataModule,
+        LabelledTextDataModule,
+        MemoryDataModule,
+    )
 }
 
 Fail = Callable[[str], SettingError]  # the error of the setting that named the checkpoint
@@ -105,6 +117,15 @@ def _check_tensors(checkpoint: dict[str, Any], fail: Fail) -> None:
         for state in running.values()
     ):
         raise fail("its running_metrics are not mappings of names to tensors")
+    carried = checkpoint["seqlab"].get("carried_state", [])
+    if (
+        not isinstance(carried, list)
+        or len(carried) > 2
+        or not all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in carried)
+        or len({t.shape for t in carried}) > 1
+        or any(t.dim() != 4 for t in carried)
+    ):
+        raise fail("its carried_state is not one or two (ranks, layers, streams, units) tensors")
 
 
 def module_from(checkpoint: dict[str, Any], fail: Fail) -> SeqModule:
@@ -172,6 +193,9 @@ class SeqlabSection(pl.Callback):
             "data_files": trainer.datamodule.data_files,
             "rng_state": torch.get_rng_state(),
             "running_metrics": pl_module.running_metrics(),
+            # the streams' state after the last batch (stateful BPTT), so a resumed epoch
+            # continues from it
+            "carried_state": pl_module.carried_state(),
         }
 
     def on_load_checkpoint(
@@ -181,3 +205,4 @@ class SeqlabSection(pl.Callback):
         torch.set_rng_state(section["rng_state"])
         if isinstance(section.get("running_metrics"), dict):
             pl_module.load_running_metrics(section["running_metrics"])
+        pl_module.load_carried_state(section.get("carried_state", []))

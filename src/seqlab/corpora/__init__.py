@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 CORPORA = (
     "sst2",  # a folder: train.tsv.gz, dev.tsv.gz, test.tsv.gz (data=sentences data.dir=...)
     "tinyshakespeare.txt.gz",  # one text file (data=textfile data.path=...)
+    "wikitext-2",  # a folder: train.txt.gz, valid.txt.gz, test.txt.gz (data=corpus data.dir=...)
 )
 
 

@@ -38,6 +38,9 @@ class Batch(NamedTuple):
     inputs: torch.Tensor  # (B, T) token ids, in the vocabulary's compact dtype
     targets: torch.Tensor  # (B, T) next-token ids (IGNORE_INDEX: not scored), or (B,) classes
     lengths: torch.Tensor | None = None  # (B,) real lengths when ``inputs`` is padded
+    # each row continues the previous batch's row (streams): start from its final state
+    carry_state: bool = False
+    lr_scale: float = 1.0  # this step's learning rate, relative to the configured one
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,11 @@ class SeqDataModule(pl.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def has_test(self) -> bool:
+        """Whether there is a test split for ``test_dataloader``."""
+        return self.test_set is not None
 
     def spec(self) -> dict[str, Any]:
         """How to build this DataModule again: its class and arguments, as plain data."""

@@ -24,8 +24,9 @@ from seqlab.data.base import (
     check_loading,
     fingerprint,
 )
+from seqlab.data.streams import check_streams, stream_loader
 from seqlab.data.vocab import UNK, Vocab
-from seqlab.errors import SettingError, check_choice, check_positive
+from seqlab.errors import SettingError, check_at_least, check_choice, check_positive
 
 SAMPLE_CHARS = 200  # characters of the shown sample: enough to read, cheap to predict each epoch
 
@@ -114,6 +115,24 @@ def read_text(path: str, key: str = "path") -> str:
         raise SettingError(key, path, f"not UTF-8 text (byte {err.start})") from None
 
 
+def gather_windows(
+    corpus: torch.Tensor,
+    copies: dict[torch.device, torch.Tensor],
+    refs: WindowStarts,
+    seq_len: int,
+) -> Batch:
+    """The windows of ``seq_len`` at ``refs``, gathered from the copy of ``corpus`` on their
+    device (made once, kept in ``copies``: e.g. 100 MB to the GPU)."""
+    device = refs.starts.device
+    if device not in copies:
+        copies[device] = corpus.to(device)
+    steps = torch.arange(seq_len + 1, device=device)
+    windows = copies[device][refs.starts[:, None] + steps]  # (B, T + 1)
+    unscored = steps[:-1] < refs.scored_from[:, None]  # (B, T); no host sync on a GPU
+    targets = windows[:, 1:].long().masked_fill(unscored, IGNORE_INDEX)
+    return Batch(windows[:, :-1], targets)
+
+
 class RandomWindows(Dataset):
     """Whole batches of windows at random offsets, drawn anew for every step (nanoGPT's way).
 
@@ -177,6 +196,9 @@ class TextDataModule(SeqDataModule):
         max_vocab: int | None = None,
         vocab: list[str] | None = None,
         num_workers: int = 0,
+        batching: str = "windows",
+        eval_batch_size: int = 10,
+        seq_len_jitter: float = 0.0,
     ) -> None:
         super().__init__()
         # Lightning logs these beside the model's hparams and refuses a key with two values:
@@ -190,6 +212,14 @@ class TextDataModule(SeqDataModule):
         if not text or len(text) < 2:
             raise SettingError(name, value, "expected a text of at least 2 characters")
         check_choice("sampling", sampling, SAMPLINGS)
+        check_choice("batching", batching, BATCHINGS)
+        check_positive("eval_batch_size", eval_batch_size)
+        check_at_least("seq_len_jitter", seq_len_jitter, 0)
+        if seq_len_jitter and batching != "stream":
+            raise SettingError("seq_len_jitter", seq_len_jitter, "applies to batching=stream")
+        if batching == "stream" and num_workers:
+            reason = "stream batches are slices of one tensor, read in this process: use 0"
+            raise SettingError("num_workers", num_workers, reason)
         check_loading(batch_size, num_workers)
         check_positive("stride", stride)
         if steps_per_epoch is not None:
@@ -197,6 +227,8 @@ class TextDataModule(SeqDataModule):
         if min_char_count < 1:
             raise SettingError("min_char_count", min_char_count, "expected a whole number >= 1")
         self.batch_size, self.num_workers, self.sampling = batch_size, num_workers, sampling
+        self.batching, self.eval_batch_size = batching, eval_batch_size
+        self.seq_len_jitter = seq_len_jitter
 
         rare = min_char_count > 1 or max_vocab is not None  # only then is <unk> needed
         if max_vocab is not None and max_vocab < 2 + rare:
@@ -229,6 +261,15 @@ class TextDataModule(SeqDataModule):
         if not 1 <= self.seq_len < shortest:
             raise SettingError("seq_len", seq_len, f"expected 1 <= seq_len < {shortest} ({part})")
 
+        self.splits = {"train": train, "val": val, "test": test}
+        if batching == "stream":
+            tokens = {s: len(ids) for s, ids in self.splits.items() if ids is not None}
+            sizes = {
+                "train": ("batch_size", batch_size),
+                "val": ("eval_batch_size", eval_batch_size),
+            }
+            check_streams(tokens, sizes | {"test": sizes["val"]}, self.seq_len)
+
         at_train, at_val, at_test = starts
         if sampling == "random":
             self.train_set = RandomWindows(train, self.seq_len, batch_size, at_train)
@@ -247,26 +288,40 @@ class TextDataModule(SeqDataModule):
 
         shown = self.vocab.decode(val[: SAMPLE_CHARS + 1])
         self.samples = [Sample(shown[:-1], shown[1:])]
-        self.sample_window = self.seq_len
+        # a stream model reads the sample as one sequence, its state carried through it
+        self.sample_window = None if batching == "stream" else self.seq_len
 
     def spec(self) -> dict[str, Any]:
         return {**super().spec(), "vocab": self.order}
 
     def gather(self, refs: WindowStarts) -> Batch:
         """The windows at ``refs``, gathered from a copy of the corpus on their device."""
-        device = refs.starts.device
-        if device not in self._corpus_on:  # copied once per device: e.g. 100 MB to the GPU
-            self._corpus_on[device] = self.corpus.to(device)
-        steps = torch.arange(self.seq_len + 1, device=device)
-        windows = self._corpus_on[device][refs.starts[:, None] + steps]  # (B, T + 1)
-        unscored = steps[:-1] < refs.scored_from[:, None]  # (B, T); no host sync on a GPU
-        targets = windows[:, 1:].long().masked_fill(unscored, IGNORE_INDEX)
-        return Batch(windows[:, :-1], targets)
+        return gather_windows(self.corpus, self._corpus_on, refs, self.seq_len)
 
-    def on_after_batch_transfer(self, batch: WindowStarts, dataloader_idx: int) -> Batch:
-        return self.gather(batch)
+    def on_after_batch_transfer(self, batch: WindowStarts | Batch, dataloader_idx: int) -> Batch:
+        return self.gather(batch) if isinstance(batch, WindowStarts) else batch
+
+    def _streams(self, split: str, streams: int, jitter: float = 0.0) -> DataLoader:
+        ids = self.splits[split]
+        world_size = self.trainer.world_size if self.trainer else 1
+        if world_size > 1:  # checked again now the number of ranks is known
+            key = "batch_size" if split == "train" else "eval_batch_size"
+            check_streams({split: len(ids)}, {split: (key, streams)}, self.seq_len, world_size)
+        return stream_loader(ids, streams, self.seq_len, self.trainer, jitter, torch.initial_seed())
+
+    def val_dataloader(self) -> DataLoader:
+        if self.batching == "stream":
+            return self._streams("val", self.eval_batch_size)
+        return super().val_dataloader()
+
+    def test_dataloader(self) -> DataLoader:
+        if self.batching == "stream" and self.test_set is not None:
+            return self._streams("test", self.eval_batch_size)
+        return super().test_dataloader()
 
     def train_dataloader(self) -> DataLoader:
+        if self.batching == "stream":
+            return self._streams("train", self.batch_size, self.seq_len_jitter)
         if self.sampling == "stride":
             return super().train_dataloader()
         # each item is a whole batch (batch_size=None): one gather per step
@@ -277,6 +332,7 @@ class TextDataModule(SeqDataModule):
 
 
 SAMPLINGS = ("stride", "random")
+BATCHINGS = ("windows", "stream")
 
 
 def _check_order(vocab: object, tokens: list[str]) -> list[str]:

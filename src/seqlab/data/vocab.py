@@ -11,6 +11,7 @@ import torch
 
 PAD = "<pad>"
 UNK = "<unk>"
+EOS = "<eos>"  # ends every line of a word-level corpus: a token the model predicts like a word
 SPECIALS = (PAD, UNK)
 LEVELS = ("char", "word")
 UNKNOWN_POLICIES = ("error", "unk", "skip")
