@@ -39,6 +39,12 @@ def _required_data(tmp_path: Path, data: str) -> list[str]:
         for split in ("train", "dev"):
             (tmp_path / f"{split}.tsv").write_text("label\tsentence\n1\tgood film\n0\tbad film\n")
         return [f"data.dir={tmp_path}"]
+    if data == "corpus":
+        for split in ("train", "valid"):
+            (tmp_path / f"{split}.txt").write_text(
+                "to be or not to be\nthat is the question\n" * 300
+            )
+        return [f"data.dir={tmp_path}"]
     return []
 
 

@@ -64,7 +64,7 @@ def test_an_unknown_corpus_is_one_line_naming_the_packaged_ones(make_cfg):
 
     assert str(error.value) == (
         "data.path='${corpus:shakespeare.txt}' is invalid: corpus='shakespeare.txt': "
-        "not a packaged corpus: expected one of sst2, tinyshakespeare.txt.gz"
+        "not a packaged corpus: expected one of sst2, tinyshakespeare.txt.gz, wikitext-2"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import ROOT, run_script
 
 FAST = ["callbacks.progress_bar=null", "callbacks.model_summary=null"]
@@ -71,3 +72,50 @@ def test_a_signal_to_one_ddp_rank_stops_both_at_the_same_step(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("interrupted by SIGTERM at epoch ")
     summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert summary["status"] == "interrupted"
+
+
+def test_ddp_ranks_read_their_own_streams_and_together_score_the_split_once(tmp_path):
+    import math
+    import random
+
+    import torch
+    from torch.nn import functional as F
+
+    from seqlab.checkpoint import datamodule_from, load_checkpoint, module_from
+
+    words = ["to", "be", "or", "not", "that", "is", "the", "question"]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for split, lines in (("train", 600), ("valid", 60)):
+        r = random.Random(split)
+        text = "".join(" ".join(r.choices(words, k=r.randint(2, 9))) + "\n" for _ in range(lines))
+        (corpus / f"{split}.txt").write_text(text)
+    done = run_script(
+        "train.py",
+        "data=corpus",
+        f"data.dir={corpus}",
+        "data.seq_len=8",
+        "data.batch_size=4",
+        "data.eval_batch_size=3",
+        "model=lstm",
+        "model.encoding=embedding",
+        "trainer=ddp_cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        "hydra.run.dir=run",
+        *FAST,
+        cwd=tmp_path,
+    )
+
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    checkpoint = load_checkpoint(str(tmp_path / "run" / "checkpoints" / "last.ckpt"))
+    assert [part.shape[:3] for part in checkpoint["seqlab"]["carried_state"]] == [(2, 1, 4)] * 2
+    # 2 ranks x 3 streams: the split cut into 6 streams, rank 0 the first 3, rank 1 the rest
+    module, data = module_from(checkpoint, ValueError), datamodule_from(checkpoint, ValueError)
+    val = data.splits["val"]
+    streams = val[: len(val) // 6 * 6].view(6, -1).long()
+    with torch.no_grad():
+        scores, _ = module.net(streams[:, :-1])
+    nll = F.cross_entropy(scores.reshape(-1, scores.size(-1)), streams[:, 1:].reshape(-1))
+    assert summary["final"]["val/ppl"] == pytest.approx(math.exp(nll.item()), rel=1e-5)

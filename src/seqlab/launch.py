@@ -136,6 +136,8 @@ def quiet_known_noise() -> None:
     # best.ckpt monitors optimized_metric, checked before training; a run that ends before any
     # validation says so in its own line (RunResult.optimized_value)
     warnings.filterwarnings("ignore", ".*could not find the monitored key in the returned metrics")
+    # stream batches (seqlab.data.streams) are read in the process that trains, never by workers
+    warnings.filterwarnings("ignore", ".*Your `IterableDataset` has `__len__` defined")
     # raised inside Lightning's own code by newer torch releases
     warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):

@@ -53,6 +53,21 @@ def detached(state: State | None) -> State | None:
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
+class WeightedMean(MeanMetric):
+    """torchmetrics' MeanMetric, whose weights count with ``nan_strategy="disable"``.
+
+    torchmetrics (1.9 and before) replaces the weights with ones in that mode
+    (Lightning-AI/torchmetrics#3434), so a mean over batches of unequal size, or of windows
+    that score unequal numbers of targets, would weigh each batch alike. NaN is kept as it is:
+    a diverged loss stays NaN, with no host sync per step to look for it.
+    """
+
+    def update(self, value: torch.Tensor, weight: torch.Tensor) -> None:  # type: ignore[override]
+        weight = torch.as_tensor(weight, dtype=self.dtype, device=self.device)
+        self.mean_value += (value.to(self.dtype) * weight).sum()
+        self.weight += weight.sum()
+
+
 def _states(metric: torch.nn.Module) -> dict[str, torch.Tensor]:
     metric.persistent(True)
     try:
@@ -132,10 +147,10 @@ class SeqModule(pl.LightningModule):
         self.val_loss, self.val_acc = self._loss_and_accuracy()
         self.test_loss, self.test_acc = self._loss_and_accuracy()
 
-    def _loss_and_accuracy(self) -> tuple[MeanMetric, MulticlassAccuracy]:
+    def _loss_and_accuracy(self) -> tuple[WeightedMean, MulticlassAccuracy]:
         # epoch means weighted by scored predictions, with no host sync until the epoch ends;
         # nan_strategy="disable": a diverged loss stays NaN (and is caught), no per-step check
-        return MeanMetric(nan_strategy="disable"), MulticlassAccuracy(
+        return WeightedMean(nan_strategy="disable"), MulticlassAccuracy(
             len(self.class_names), average="micro", ignore_index=IGNORE_INDEX
         )
 
@@ -198,12 +213,12 @@ class SeqModule(pl.LightningModule):
         return max_steps > 0 and self.trainer.global_step + 1 >= max_steps
 
     def on_train_epoch_start(self) -> None:
-        # a new epoch starts its running means and its streams' state at zero; an epoch resumed
-        # in the middle keeps the ones its checkpoint restored
-        if self.trainer.fit_loop.epoch_loop.batch_progress.current.ready == 0:
-            self.train_loss.reset()
-            self.train_acc.reset()
-            self.train_state = None
+        # a new epoch starts its running means and its streams' state at zero; Lightning does
+        # not call this hook for an epoch resumed in the middle, which keeps the ones its
+        # checkpoint restored
+        self.train_loss.reset()
+        self.train_acc.reset()
+        self.train_state = None
 
     def carried_state(self) -> list[torch.Tensor]:
         """The training streams' state as a checkpoint keeps it: ``[h]`` or ``[h, c]``, each

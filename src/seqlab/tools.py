@@ -19,7 +19,7 @@ from rich.table import Table
 from seqlab.checkpoint import datamodule_from, load_checkpoint, module_from
 from seqlab.data import CLASSIFY
 from seqlab.data.text import read_text
-from seqlab.data.vocab import Vocab
+from seqlab.data.vocab import EOS, Vocab
 from seqlab.errors import SettingError, exits_on_setting_error
 from seqlab.inference import classify, generate, predict_next
 from seqlab.launch import check_accelerator, quiet_known_noise
@@ -82,7 +82,10 @@ def generate_main(cfg: DictConfig) -> str:
         generator=torch.Generator().manual_seed(settings.seed),
     )
     for token in tokens:
-        piece = space + vocab.tokens[token]
+        word = vocab.tokens[token]
+        # a word-level corpus's <eos> is a line's end: written as one
+        after = "" if text.endswith("\n") else space
+        piece = "\n" if word == EOS else after + word
         print(piece, end="", flush=True)  # streamed: a long text shows as it is written
         text += piece
     print()

@@ -23,7 +23,7 @@ from seqlab.callbacks.predictions import LessonPredictions, prediction_rows
 from seqlab.callbacks.summary import RunSummary, record_failure
 from seqlab.checkpoint import AtomicCheckpointIO, SeqlabSection, check_continuation, continuation
 from seqlab.config import instantiate_setting, run_hparams
-from seqlab.data import SeqDataModule
+from seqlab.data import CLASSIFY, SeqDataModule
 from seqlab.errors import RefusedSettings, RunFailed, SettingError
 from seqlab.inference import Prediction
 from seqlab.interrupt import GracefulStop, RunInterrupted, interrupts
@@ -94,7 +94,7 @@ def train(cfg: DictConfig) -> RunResult:
         raise SettingError(
             "optimized_metric",
             cfg.optimized_metric,
-            f"a {datamodule.task} run on {datamodule.vocab.unit}s logs {', '.join(logged)}",
+            f"a {_run_kind(datamodule)} run logs {', '.join(logged)}",
         )
     model: SeqModule = instantiate_setting(
         cfg.model,
@@ -149,6 +149,13 @@ def train(cfg: DictConfig) -> RunResult:
     result = RunResult.read(run_dir)
     _print_result(result)
     return result
+
+
+def _run_kind(datamodule: SeqDataModule) -> str:
+    """``classify``, or ``next_token on words`` (the metrics a next-token run logs depend on it)."""
+    if datamodule.task == CLASSIFY:
+        return datamodule.task
+    return f"{datamodule.task} on {datamodule.vocab.unit}s"
 
 
 def _instantiate_all(group: DictConfig | None, key: str, purge_step: int | None = None) -> list:
