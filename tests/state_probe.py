@@ -19,16 +19,23 @@ class StateProbe(pl.Callback):
         self.calls: list[tuple[str, object, object]] = []
         self.graph_sizes: list[int] = []
         self.stage: str | None = None  # inside a training or validation batch, not a callback's
+        # per training step: the batch's lr_scale, the lr the step used, the lr after it
+        self.lrs: list[list[float]] = []
         StateProbe.latest = self
 
-    def on_train_batch_start(self, *args: object) -> None:
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch, batch_idx) -> None:
         self.stage = "train"
+        self.lrs.append([batch.lr_scale])
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module, optimizer) -> None:
+        self.lrs[-1].append(optimizer.param_groups[0]["lr"])
 
     def on_validation_batch_start(self, *args: object) -> None:
         self.stage = "eval"
 
-    def on_train_batch_end(self, *args: object) -> None:
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
         self.stage = None
+        self.lrs[-1].append(trainer.optimizers[0].param_groups[0]["lr"])
 
     def on_validation_batch_end(self, *args: object) -> None:
         self.stage = None

@@ -227,3 +227,24 @@ def test_every_cell_carries_its_state_through_a_stack_of_layers(make_cfg, word_c
         assert all(
             torch.equal(a, b) and b.shape[0] == 2 for a, b in zip(ended, started, strict=True)
         )
+
+
+def test_a_jittered_batch_steps_with_the_learning_rate_scaled_by_its_length(make_cfg, word_corpus):
+    train(
+        make_cfg(
+            "data=corpus",
+            f"data.dir={word_corpus}",
+            "data.seq_len=12",
+            "data.seq_len_jitter=3",
+            *LSTM,
+            "trainer.max_epochs=1",
+            "+callbacks.probe._target_=state_probe.StateProbe",
+            bare=True,
+        )
+    )
+    lrs = StateProbe.latest.lrs
+    base = lrs[0][2]  # the configured learning rate, as it is after every step
+
+    assert len({scale for scale, _, _ in lrs}) > 3  # the lengths vary
+    for scale, used, after in lrs:
+        assert used == pytest.approx(base * scale) and after == base
