@@ -175,6 +175,10 @@ CRAFTED: dict[str, tuple[Craft, str]] = {
         _set("seqlab.rng_state", torch.zeros(3, dtype=torch.uint8)),
         "its rng_state is not a random-number generator state",
     ),
+    "a carried state that is not a state": (
+        _set("seqlab.carried_state", [torch.zeros(3)]),
+        "its carried_state is not one or two (ranks, layers, streams, units) tensors",
+    ),
     "another format": (_set("seqlab.format", 2), "checkpoint format 2, this seqlab reads 1"),
 }
 

@@ -248,3 +248,32 @@ def test_a_jittered_batch_steps_with_the_learning_rate_scaled_by_its_length(make
     assert len({scale for scale, _, _ in lrs}) > 3  # the lengths vary
     for scale, used, after in lrs:
         assert used == pytest.approx(base * scale) and after == base
+
+
+def test_resuming_with_a_carried_state_that_does_not_fit_changes_nothing(
+    cli, tmp_path, word_corpus
+):
+    from conftest import snapshot
+
+    args = ["data=corpus", f"data.dir={word_corpus}", "data.seq_len=9", *LSTM, *QUIET]
+    stop = ["+callbacks.stop._target_=signal_at_step.SignalAtStep", "+callbacks.stop.step=20"]
+    assert cli("train.py", *args, *stop, "hydra.run.dir=run").status == 130
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint["seqlab"]["carried_state"] = checkpoint["seqlab"]["carried_state"][:1]  # no c
+    torch.save(checkpoint, last)
+    log = tmp_path / "run" / "train.log"
+    before, logged = snapshot(tmp_path), log.read_text()
+
+    done = cli("train.py", *args, "resume=run")
+
+    assert done.lines == [
+        "error: resume='run' is invalid: its carried state (1, 20, 32) does not fit this model "
+        "(2 x (layers 1, streams, units 32))"
+    ]
+    # the run's log gains the line naming the corpus files read; nothing else changes
+    assert log.read_text().startswith(logged)
+    after = snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if k != "run/train.log"} == {
+        k: v for k, v in before.items() if k != "run/train.log"
+    }

@@ -232,29 +232,37 @@ class SeqModule(pl.LightningModule):
             return [self.all_gather(part).detach().cpu() for part in parts]
         return [part.detach().cpu()[None] for part in parts]
 
+    def carried_state_problem(
+        self, parts: list[torch.Tensor], ranks: int | None = None
+    ) -> str | None:
+        """What keeps a checkpoint's carried state (:meth:`carried_state`) from this model
+        trained on ``ranks`` ranks (None: not known yet), or None."""
+        if not parts:
+            return None
+        if ranks is not None and any(part.size(0) != ranks for part in parts):
+            return (
+                f"it carries the state of {parts[0].size(0)} ranks' streams, this run has "
+                f"{ranks}: resume with as many devices as it was trained on"
+            )
+        layers, units = self.net.num_layers * self.net.directions, self.net.hidden_size
+        needed = 2 if self.hparams.cell == "lstm" else 1  # LSTM: (h, c)
+        if len(parts) != needed or any(p.size(1) != layers or p.size(3) != units for p in parts):
+            shapes = ", ".join(str(tuple(part.shape[1:])) for part in parts)
+            return (
+                f"its carried state {shapes} does not fit this model "
+                f"({needed} x (layers {layers}, streams, units {units}))"
+            )
+        return None
+
     def load_carried_state(self, parts: list[torch.Tensor]) -> None:
         """Put back what :meth:`carried_state` saved: this rank's part of it."""
+        if problem := self.carried_state_problem(parts, self.trainer.world_size):
+            raise RunFailed(f"the checkpoint cannot be continued: {problem}")
         if not parts:
             self.train_state = None
             return
-        rank, ranks = self.trainer.global_rank, self.trainer.world_size
-        if any(part.size(0) != ranks for part in parts):
-            raise RunFailed(
-                f"the checkpoint carries the state of {parts[0].size(0)} ranks' streams; "
-                f"this run has {ranks}: resume with as many devices as it was trained on"
-            )
-        layers, units = self.net.num_layers * self.net.directions, self.net.hidden_size
-        parts_needed = 2 if self.hparams.cell == "lstm" else 1  # LSTM: (h, c)
-        if len(parts) != parts_needed or any(
-            part.size(1) != layers or part.size(3) != units for part in parts
-        ):
-            shapes = ", ".join(str(tuple(part.shape[1:])) for part in parts)
-            raise RunFailed(
-                f"the checkpoint's carried state {shapes} does not fit this model "
-                f"({parts_needed} of ({layers}, streams, {units}))"
-            )
         dtype = next(self.net.parameters()).dtype
-        mine = [part[rank].to(self.device, dtype) for part in parts]
+        mine = [part[self.trainer.global_rank].to(self.device, dtype) for part in parts]
         self.train_state = tuple(mine) if len(mine) == 2 else mine[0]
 
     def running_metrics(self) -> dict[str, dict[str, torch.Tensor]]:

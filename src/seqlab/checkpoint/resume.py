@@ -80,6 +80,9 @@ def check_continuation(start: Continuation, module: SeqModule) -> None:
     for name in ("loops", "callbacks"):
         if not isinstance(start.checkpoint.get(name), dict):
             raise fail(f"it holds no {name} state to continue from")
+    carried = start.checkpoint["seqlab"].get("carried_state", [])
+    if problem := module.carried_state_problem(carried):  # the ranks: checked on loading
+        raise fail(problem)
     summary = start.checkpoint["callbacks"].get(RunSummary.__qualname__)
     if summary is not None and (problem := RunSummary.check_state(summary)):
         raise fail(f"its run summary cannot be continued: {problem}")
