@@ -315,3 +315,22 @@ def test_a_gzip_corpus_trains_through_data_textfile(make_cfg, tmp_path: Path):
 
     assert {"val/loss", "val/acc", "val/bpc"} <= set(result.final)
     assert set(result.predictions[0].text) <= set(SONNET)  # the decompressed text, not its bytes
+
+
+def test_a_text_file_read_as_streams_carries_the_state_through_its_splits(tmp_path):
+    from seqlab.data.streams import batchify
+
+    path = tmp_path / "corpus.txt"
+    path.write_text("abcdefghij" * 100)
+    data = TextDataModule(
+        path=str(path), seq_len=7, batch_size=4, batching="stream", eval_batch_size=2
+    )
+
+    train = list(data.train_dataloader())
+    val = list(data.val_dataloader())
+    assert all(b.carry_state for b in train + val)
+    assert torch.equal(
+        torch.cat([b.inputs for b in train], 1), batchify(data.splits["train"], 4)[:, :-1]
+    )
+    assert [b.inputs.size(0) for b in val] == [2] * len(val)
+    assert data.sample_window is None
