@@ -27,7 +27,7 @@ from seqlab.metrics import (
     VAL_LOSS,
     logs_bpc,
 )
-from seqlab.models import RecurrentNet
+from seqlab.models import NetConfig, RecurrentNet
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -52,37 +52,28 @@ class SeqModule(pl.LightningModule):
     """A :class:`RecurrentNet` trained on a task the data decides.
 
     ``vocab`` (``Vocab.to_dict()``), ``class_names`` and ``task`` come from the DataModule;
-    every other argument is a ``model.*`` setting. All of them are plain data saved in the
-    checkpoint, which is all that is needed to rebuild the module (``seqlab.checkpoint``).
+    ``settings`` are the network's ``model.*`` settings, :class:`NetConfig`'s; the others are
+    the optimizer's. All of them are plain data saved in the checkpoint, which is all that is
+    needed to rebuild the module (``seqlab.checkpoint``).
     """
+
+    SETTINGS = NetConfig  # what **settings takes, by name and type (seqlab.settings reads it)
 
     def __init__(
         self,
         vocab: dict[str, Any],
         class_names: Sequence[str],
         task: str,
-        cell: str = "rnn",
-        impl: str = "torch",
-        nonlinearity: str = "tanh",
-        hidden_size: int = 32,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        encoding: str = "onehot",
-        embedding_dim: int = 16,
-        head: str = "fc",
-        pooling: str = "last",
-        forget_bias: float | None = None,
         optimizer: str = "adam",
         lr: float = 0.01,
         weight_decay: float = 0.0,
+        **settings: Any,
     ) -> None:
         super().__init__()
         check_choice("task", task, TASKS)
         check_choice("optimizer", optimizer, OPTIMIZERS)
         check_positive("lr", lr)
         check_at_least("weight_decay", weight_decay, 0)
-        self.save_hyperparameters()
         try:
             self.vocab = Vocab.from_dict(vocab)
         except ValueError as err:
@@ -93,24 +84,18 @@ class SeqModule(pl.LightningModule):
         if task != CLASSIFY and self.class_names != self.vocab.tokens:
             reason = "a next-token model's classes are its vocabulary's tokens"
             raise SettingError("class_names", class_names, reason)
-        self.net = RecurrentNet(
-            vocab_size=len(self.vocab),
-            num_outputs=len(self.class_names),
+        config = NetConfig(
+            len(self.vocab),
+            len(self.class_names),
             many_to_one=task == CLASSIFY,
             pad_index=self.vocab.pad_index,
-            cell=cell,
-            impl=impl,
-            nonlinearity=nonlinearity,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            bidirectional=bidirectional,
-            dropout=dropout,
-            encoding=encoding,
-            embedding_dim=embedding_dim,
-            head=head,
-            pooling=pooling,
-            forget_bias=forget_bias,
+            **settings,
         )
+        # every model.* setting, defaults too, flat beside the data's facts: plain data
+        facts = {"vocab": vocab, "class_names": class_names, "task": task}
+        optimization = {"optimizer": optimizer, "lr": lr, "weight_decay": weight_decay}
+        self.save_hyperparameters(facts | config.settings() | optimization)
+        self.net = RecurrentNet(config)
         self.train_loss, self.train_acc = self._loss_and_accuracy()
         self.val_loss, self.val_acc = self._loss_and_accuracy()
         self.test_loss, self.test_acc = self._loss_and_accuracy()
