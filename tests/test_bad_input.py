@@ -413,6 +413,31 @@ TRAIN = {
     ),
     "tags not a list": (["tags=abc"], "tags='abc' is invalid: expected a list, each a string"),
     "null cell": (["model.cell=null"], "model.cell=None is invalid: expected a string"),
+    "maybe tie_weights": (
+        ["model.tie_weights=maybe"],
+        "model.tie_weights='maybe' is invalid: expected true or false",
+    ),
+    "tied weights of two sizes": (
+        ["model.encoding=embedding", "model.embedding_dim=200", "model.tie_weights=true"],
+        "model.tie_weights=True is invalid: the head's input is hidden_size x directions = 32, "
+        "so embedding_dim must be 32, not 200",
+    ),
+    "tied weights on one-hot inputs": (
+        ["model.tie_weights=true"],
+        "model.tie_weights=True is invalid: needs encoding=embedding, not onehot",
+    ),
+    "tied weights on a classifier": (
+        ["experiment=sentiment", "model.tie_weights=true"],
+        "model.tie_weights=True is invalid: needs a next-token model",
+    ),
+    "string init_range": (
+        ["model.init_range=abc"],
+        "model.init_range='abc' is invalid: expected a number or null",
+    ),
+    "negative init_range": (
+        ["model.init_range=-0.1"],
+        "model.init_range=-0.1 is invalid: expected a number > 0",
+    ),
 }
 
 

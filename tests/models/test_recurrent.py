@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -116,3 +118,54 @@ def test_forget_bias_opens_the_lstm_forget_gate_and_only_an_lstm_has_one():
         SettingError, match=r"forget_bias=2\.0 is invalid: applies to cell=lstm only, not gru"
     ):
         NetConfig(vocab_size=5, num_outputs=5, cell="gru", forget_bias=2.0)
+
+
+def _tied(**kwargs) -> NetConfig:
+    return NetConfig(7, 7, encoding="embedding", embedding_dim=8, hidden_size=8, **kwargs)
+
+
+def test_tied_weights_are_one_tensor_read_in_and_scored_out():
+    torch.manual_seed(0)
+    tied, untied = RecurrentNet(_tied(tie_weights=True)), RecurrentNet(_tied())
+
+    assert tied.head[-1].weight is tied.embedding.weight
+    weights = tied.state_dict()  # both names, one storage: what a checkpoint holds
+    assert weights["head.1.weight"].data_ptr() == weights["embedding.weight"].data_ptr()
+    count = sum(p.numel() for p in tied.parameters())
+    assert count == sum(p.numel() for p in untied.parameters()) - 7 * 8
+    tied(torch.randint(0, 7, (2, 5)))[0].sum().backward()
+    assert tied.embedding.weight.grad is not None
+
+
+@pytest.mark.parametrize(
+    "settings, reason",
+    [
+        ({"encoding": "onehot"}, "needs encoding=embedding, not onehot"),
+        ({"head": "none"}, "needs head=fc, not none"),
+        (
+            {"bidirectional": True},
+            "the head's input is hidden_size x directions = 16, so embedding_dim must be 16, not 8",
+        ),
+    ],
+)
+def test_tied_weights_need_one_vocabulary_and_one_size(settings, reason):
+    with pytest.raises(SettingError, match=re.escape(f"tie_weights=True is invalid: {reason}")):
+        # 8 tokens: head=none fits hidden_size 8
+        NetConfig(8, 8, **{"encoding": "embedding", "embedding_dim": 8, "hidden_size": 8,
+                           "tie_weights": True, **settings})  # fmt: skip
+    with pytest.raises(SettingError, match="needs a next-token model"):
+        _tied(tie_weights=True, many_to_one=True)
+
+
+def test_init_range_draws_the_embedding_and_head_uniformly_with_a_zero_bias():
+    torch.manual_seed(0)
+    net = RecurrentNet(NetConfig(7, 7, pad_index=0, encoding="embedding", init_range=0.1))
+    default = RecurrentNet(NetConfig(7, 7, pad_index=0, encoding="embedding"))
+
+    for weight in (net.embedding.weight, net.head[-1].weight):
+        assert 0.09 < weight.abs().max() <= 0.1
+    assert torch.all(net.head[-1].bias == 0)
+    assert torch.all(net.embedding.weight[0] == 0)  # the pad row stays zero
+    assert default.embedding.weight.abs().max() > 1  # torch's N(0, 1), which this replaces
+    with pytest.raises(SettingError, match=r"init_range=0 is invalid: expected a number > 0"):
+        NetConfig(7, 7, init_range=0)

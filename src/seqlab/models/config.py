@@ -44,6 +44,8 @@ class NetConfig:
     head: str = "fc"
     pooling: str = "last"
     forget_bias: float | None = None
+    tie_weights: bool = False
+    init_range: float | None = None
 
     @property
     def directions(self) -> int:
@@ -90,3 +92,32 @@ class NetConfig:
                 need = f"{scores}; hidden_size x 2 directions cannot be {self.num_outputs}: "
                 need += "use head=fc"
             raise SettingError("hidden_size", self.hidden_size, need)
+        if self.tie_weights:
+            self._check_tying()
+        if self.init_range is not None:
+            check_positive("init_range", self.init_range)
+            if self.encoding == "onehot" and self.head == "none":
+                reason = "sets the embedding's and the head's weights: this net has neither"
+                raise SettingError("init_range", self.init_range, reason)
+
+    def _check_tying(self) -> None:
+        """The head's (V, D*H) weight can be the embedding's (V, E): the same vocabulary in and
+        out, and E == D*H."""
+        if self.encoding != "embedding":
+            raise SettingError(
+                "tie_weights", True, f"needs encoding=embedding, not {self.encoding}"
+            )
+        if self.head != "fc":
+            raise SettingError("tie_weights", True, f"needs head=fc, not {self.head}")
+        if self.many_to_one or self.num_outputs != self.vocab_size:
+            reason = (
+                "needs a next-token model, whose head scores the vocabulary it reads; "
+                f"this one has {self.num_outputs} classes"
+            )
+            raise SettingError("tie_weights", True, reason)
+        if self.embedding_dim != self.features:
+            reason = (
+                f"the head's input is hidden_size x directions = {self.features}, "
+                f"so embedding_dim must be {self.features}, not {self.embedding_dim}"
+            )
+            raise SettingError("tie_weights", True, reason)

@@ -31,7 +31,8 @@ class RecurrentNet(nn.Module):
     ``cell`` picks ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``, or with ``impl='scratch'`` their twins
     written from the lesson's equations (``seqlab.models.scratch``); ``head='fc'`` maps the RNN's
     features to ``num_outputs`` scores, ``head='none'`` uses the features as the scores themselves
-    (the hihello lesson), which needs ``hidden_size x directions == num_outputs``.
+    (the hihello lesson), which needs ``hidden_size x directions == num_outputs``. Every setting
+    and its rules are :class:`NetConfig`'s.
     """
 
     def __init__(self, config: NetConfig) -> None:
@@ -73,6 +74,24 @@ class RecurrentNet(nn.Module):
             )
         else:
             self.head = nn.Identity()
+        if config.init_range is not None:
+            self._init_uniform(config.init_range)
+        if config.tie_weights:
+            # one (V, E) matrix reads tokens in and scores them out (Press & Wolf 2017, Inan et
+            # al. 2017): the head's gradient trains the embedding too, pad row included
+            self.head[-1].weight = self.embedding.weight
+
+    @torch.no_grad()
+    def _init_uniform(self, bound: float) -> None:
+        # word_language_model's init_weights (Zaremba et al. 2014): U(-bound, bound) for the
+        # embedding and the head's weight, a zero head bias; the RNN keeps torch's init
+        if self.embedding is not None:
+            nn.init.uniform_(self.embedding.weight, -bound, bound)
+            if self.embedding.padding_idx is not None:
+                self.embedding.weight[self.embedding.padding_idx] = 0.0
+        if isinstance(self.head, nn.Sequential):
+            nn.init.uniform_(self.head[-1].weight, -bound, bound)
+            nn.init.zeros_(self.head[-1].bias)
 
     @torch.no_grad()
     def _set_forget_bias(self, value: float) -> None:
