@@ -63,9 +63,11 @@ def describe(err: BaseException) -> str | None:
         parent = getattr(cause, "parent_node", None)
         if key and "not in struct" in str(cause):
             value = _given(key)
+            if (reason := moved(key, value)) is not None:
+                return f"{key}={value} is invalid: {reason}"
             known = ", ".join(str(k) for k in parent or () if not str(k).startswith("_"))
             return (
-                f"{key}={value} is invalid: not in the config (it has {known}); "
+                f"{key}={value} is invalid: not in the config (it has {known or 'no keys'}); "
                 f"a key the config leaves out is added with +{key}={value}"
             )
         return f"{key or 'config'}: {first_line(cause)}"
@@ -84,3 +86,21 @@ def _given(key: str) -> str:
         if equals and name.lstrip("+~") == key:
             return value
     return "..."
+
+
+# settings of earlier seqlab versions that now live in a config group of their own:
+# old key -> (new key, what else to know)
+PICKS = "optimizer=NAME picks the class from conf/optimizer/"
+MOVED = {
+    "model.optimizer": ("optimizer", "a config group of its own: conf/optimizer/"),
+    "model.lr": ("optimizer.lr", PICKS),
+    "model.weight_decay": ("optimizer.weight_decay", PICKS),
+}
+
+
+def moved(key: str, value: Any) -> str | None:
+    """Why an earlier seqlab's key is refused: where it lives now. None for any other key."""
+    if key not in MOVED:
+        return None
+    new, hint = MOVED[key]
+    return f"moved: use {new}={value} ({hint})"

@@ -14,7 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from seqlab.data.base import CLASSIFY, IGNORE_INDEX, TASKS, Batch, Sample
 from seqlab.data.vocab import Vocab
-from seqlab.errors import SettingError, check_at_least, check_choice, check_positive
+from seqlab.errors import SettingError, check_choice
 from seqlab.inference import Prediction, classify, predict_next
 from seqlab.metrics import (
     TEST_ACC,
@@ -28,14 +28,7 @@ from seqlab.metrics import (
     logs_bpc,
 )
 from seqlab.models import NetConfig, RecurrentNet
-
-OPTIMIZERS = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
-}
-
+from seqlab.optimization import OptimizerFactory, Schedule, record
 
 RUNNING = ("train_loss", "train_acc")  # the metrics a checkpoint mid-epoch carries on
 
@@ -52,9 +45,10 @@ class SeqModule(pl.LightningModule):
     """A :class:`RecurrentNet` trained on a task the data decides.
 
     ``vocab`` (``Vocab.to_dict()``), ``class_names`` and ``task`` come from the DataModule;
-    ``settings`` are the network's ``model.*`` settings, :class:`NetConfig`'s; the others are
-    the optimizer's. All of them are plain data saved in the checkpoint, which is all that is
-    needed to rebuild the module (``seqlab.checkpoint``).
+    ``settings`` are the ``model.*`` settings, :class:`NetConfig`'s. All of them are plain data
+    saved in the checkpoint, which is all that is needed to rebuild the module for inference
+    (``seqlab.checkpoint``). ``optimizer`` (called with the parameters) and ``scheduler`` are
+    what train() built from the ``optimizer`` and ``scheduler`` groups; they are not saved.
     """
 
     SETTINGS = NetConfig  # what **settings takes, by name and type (seqlab.settings reads it)
@@ -64,16 +58,12 @@ class SeqModule(pl.LightningModule):
         vocab: dict[str, Any],
         class_names: Sequence[str],
         task: str,
-        optimizer: str = "adam",
-        lr: float = 0.01,
-        weight_decay: float = 0.0,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: Schedule | None = None,
         **settings: Any,
     ) -> None:
         super().__init__()
         check_choice("task", task, TASKS)
-        check_choice("optimizer", optimizer, OPTIMIZERS)
-        check_positive("lr", lr)
-        check_at_least("weight_decay", weight_decay, 0)
         try:
             self.vocab = Vocab.from_dict(vocab)
         except ValueError as err:
@@ -93,9 +83,9 @@ class SeqModule(pl.LightningModule):
         )
         # every model.* setting, defaults too, flat beside the data's facts: plain data
         facts = {"vocab": vocab, "class_names": class_names, "task": task}
-        optimization = {"optimizer": optimizer, "lr": lr, "weight_decay": weight_decay}
-        self.save_hyperparameters(facts | config.settings() | optimization)
+        self.save_hyperparameters(facts | config.settings())
         self.net = RecurrentNet(config)
+        self.optimizer, self.scheduler = optimizer, scheduler
         self.train_loss, self.train_acc = self._loss_and_accuracy()
         self.val_loss, self.val_acc = self._loss_and_accuracy()
         self.test_loss, self.test_acc = self._loss_and_accuracy()
@@ -193,11 +183,21 @@ class SeqModule(pl.LightningModule):
         if logs_bpc(self.hparams.task):
             self.log(bpc_name, loss / math.log(2), sync_dist=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        optimizer = OPTIMIZERS[self.hparams.optimizer]
-        return optimizer(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        if self.optimizer is None:
+            raise RuntimeError(
+                "this SeqModule was built without an optimizer (a checkpoint's, for inference): "
+                "give optimizer=functools.partial(torch.optim.Adam, lr=0.01) to train it"
+            )
+        optimizer = self.optimizer(self.parameters())
+        if self.scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler.lightning(optimizer)}
+
+    @property
+    def optimization(self) -> dict[str, Any] | None:
+        """The optimizer's and the schedule's settings as plain data (kept in checkpoints)."""
+        return None if self.optimizer is None else record(self.optimizer, self.scheduler)
 
     @torch.no_grad()
     def predict_samples(

@@ -19,6 +19,8 @@ import typing
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from hydra.utils import get_object
+
 from seqlab.errors import SettingError
 
 # values of these types are written in a config or a checkpoint as themselves
@@ -95,6 +97,22 @@ def check_arguments(
         for name in settable:
             if accepted[name].default is inspect.Parameter.empty and name not in values:
                 raise SettingError(f"{prefix}{name}", None, "a value is required")
+
+
+def check_node(values: Mapping[str, Any], key: str, provided: Collection[str] = ()) -> None:
+    """A config node (plain values) builds its ``_target_`` with arguments of the right types."""
+    if not isinstance(values, Mapping) or "_target_" not in values:
+        raise SettingError(key, values, "expected a config with a _target_ to build")
+    target = values["_target_"]
+    try:
+        built = get_object(str(target))
+    except Exception:
+        raise SettingError(f"{key}._target_", target, "cannot be imported") from None
+    arguments = {k: v for k, v in values.items() if not k.startswith("_")}
+    check_arguments(built, arguments, f"{key}.", provided)
+    for name, value in arguments.items():  # a nested object the config builds too
+        if isinstance(value, Mapping) and "_target_" in value:
+            check_node(value, f"{key}.{name}")
 
 
 def check_type(key: str, value: Any, annotation: Any) -> None:
