@@ -22,7 +22,7 @@ from hydra.errors import (
 )
 from omegaconf.errors import OmegaConfBaseException
 
-from seqlab.errors import SettingError, first_line
+from seqlab.errors import SettingError, first_line, moved
 
 
 def run(entry: Callable[[], Any]) -> Any:
@@ -86,21 +86,3 @@ def _given(key: str) -> str:
         if equals and name.lstrip("+~") == key:
             return value
     return "..."
-
-
-# settings of earlier seqlab versions that now live in a config group of their own:
-# old key -> (new key, what else to know)
-PICKS = "optimizer=NAME picks the class from conf/optimizer/"
-MOVED = {
-    "model.optimizer": ("optimizer", "a config group of its own: conf/optimizer/"),
-    "model.lr": ("optimizer.lr", PICKS),
-    "model.weight_decay": ("optimizer.weight_decay", PICKS),
-}
-
-
-def moved(key: str, value: Any) -> str | None:
-    """Why an earlier seqlab's key is refused: where it lives now. None for any other key."""
-    if key not in MOVED:
-        return None
-    new, hint = MOVED[key]
-    return f"moved: use {new}={value} ({hint})"

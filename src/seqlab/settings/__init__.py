@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from seqlab.cli import MOVED, moved
-from seqlab.errors import SettingError, check_choice
+from seqlab.errors import MOVED, SettingError, check_choice, moved
 from seqlab.metrics import METRICS
 from seqlab.settings.optim import check_optimizer, check_scheduler
 from seqlab.settings.run import EvalSettings, GenerateSettings, PredictSettings, RunSettings
