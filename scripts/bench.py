@@ -115,7 +115,7 @@ def seqlab_run(
                     f"model.embedding_dim={EMBED}",
                     f"model.hidden_size={HIDDEN}",
                     f"model.num_layers={LAYERS}",
-                    f"model.lr={LR}",
+                    f"optimizer.lr={LR}",
                     "trainer.max_epochs=1",
                     f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
                     "trainer.devices=1",

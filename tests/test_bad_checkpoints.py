@@ -123,6 +123,18 @@ CRAFTED: dict[str, tuple[Craft, str]] = {
         _set("hyper_parameters.cell", {"_target_": "os.getcwd"}),
         "it names something to call at cell._target_",
     ),
+    "a target in the optimizer's record": (
+        _set("seqlab.optimization.optimizer", {"_target_": "os.getcwd"}),
+        "it names something to call at optimizer._target_",
+    ),
+    "a tensor in the optimizer's record": (
+        _set("seqlab.optimization.optimizer.lr", torch.ones(1)),
+        "its optimization record is not plain settings",
+    ),
+    "an optimizer recorded as a model setting": (
+        _set("hyper_parameters.optimizer", "adam"),
+        "it records optimizer='adam', which cannot be used: no such setting",
+    ),
     "an unknown model setting": (
         _set("hyper_parameters.depth", 3),
         "it records depth=3, which cannot be used: no such setting",

@@ -19,9 +19,10 @@ CASES = {
         ["model.cell=transformer"],
         "model.cell='transformer' is invalid: expected one of rnn, lstm, gru",
     ),
-    "unknown optimizer": (
-        ["model.optimizer=lbfgs"],
-        "model.optimizer='lbfgs' is invalid: expected one of adam, adamw, sgd, rmsprop",
+    "an optimizer that is not one": (
+        ["optimizer._target_=torch.nn.Linear"],
+        "optimizer._target_='torch.nn.Linear' is invalid: "
+        "expected a subclass of torch.optim.optimizer.Optimizer",
     ),
     "unknown encoding": (
         ["model.encoding=bytes"],
@@ -53,8 +54,8 @@ CASES = {
         ["model.num_layers=-1"],
         "model.num_layers=-1 is invalid: expected a number > 0",
     ),
-    "zero lr": (["model.lr=0"], "model.lr=0 is invalid: expected a number > 0"),
-    "negative lr": (["model.lr=-0.1"], "model.lr=-0.1 is invalid: expected a number > 0"),
+    "zero lr": (["optimizer.lr=0"], "optimizer.lr=0 is invalid: expected a number > 0"),
+    "negative lr": (["optimizer.lr=-0.1"], "optimizer.lr=-0.1 is invalid: expected a number > 0"),
     "dropout of one": (
         ["model.dropout=1.0"],
         "model.dropout=1.0 is invalid: expected 0 <= dropout < 1",
@@ -284,10 +285,13 @@ TRAIN = {
         "model.bidirectional='maybe' is invalid: expected true or false",
     ),
     "nan weight decay": (
-        ["model.weight_decay=nan"],
-        "model.weight_decay=nan is invalid: expected a number >= 0",
+        ["optimizer.weight_decay=nan"],
+        "optimizer.weight_decay=nan is invalid: expected a number >= 0",
     ),
-    "infinite lr": (["model.lr=inf"], "model.lr=inf is invalid: expected a finite number > 0"),
+    "infinite lr": (
+        ["optimizer.lr=inf"],
+        "optimizer.lr=inf is invalid: expected a finite number > 0",
+    ),
     "validation every 0 epochs": (
         ["trainer.check_val_every_n_epoch=0"],
         "trainer.check_val_every_n_epoch=0 is invalid: expected a whole number >= 1",
@@ -401,7 +405,7 @@ TRAIN = {
         [f"ckpt_path={T}/corpus.txt"],
         "is invalid: not a checkpoint: not a whole zip archive",
     ),
-    "an override that does not parse": (["model.lr=[1"], "no viable alternative at input '[1'"),
+    "an override that does not parse": (["optimizer.lr=[1"], "no viable alternative at input '[1'"),
     "an unresolvable interpolation": (
         ["data=longtext", "data.path=${oc.env:SEQLAB_NO_SUCH_VARIABLE}"],
         "data.path='${oc.env:SEQLAB_NO_SUCH_VARIABLE}' is invalid: KeyError raised while resolving",
@@ -413,6 +417,143 @@ TRAIN = {
     ),
     "tags not a list": (["tags=abc"], "tags='abc' is invalid: expected a list, each a string"),
     "null cell": (["model.cell=null"], "model.cell=None is invalid: expected a string"),
+    "typo in the optimizer group": (
+        ["optimizer=adma"],
+        "optimizer='adma' is invalid: expected one of adam, adamw, rmsprop, sgd",
+    ),
+    "unknown optimizer argument": (
+        ["+optimizer.foo=1"],
+        "optimizer.foo=1 is invalid: no such setting; expected one of lr, betas, eps, "
+        "weight_decay, amsgrad,",
+    ),
+    "an Adam argument given to SGD": (
+        ["optimizer=sgd", "+optimizer.betas=[0.9,0.99]"],
+        "optimizer.betas=[0.9, 0.99] is invalid: no such setting; expected one of lr, momentum,",
+    ),
+    "string lr": (
+        ["optimizer.lr=abc"],
+        "optimizer.lr='abc' is invalid: expected a number or Tensor",
+    ),
+    "a momentum torch refuses": (
+        ["optimizer=sgd", "optimizer.momentum=-1"],
+        "error: optimizer: Invalid momentum value: -1",
+    ),
+    "old model.lr": (
+        ["model.lr=0.1"],
+        "model.lr=0.1 is invalid: moved: use optimizer.lr=0.1 "
+        "(optimizer=NAME picks the class from conf/optimizer/)",
+    ),
+    "old model.lr added": (
+        ["+model.lr=0.1"],
+        "model.lr=0.1 is invalid: moved: use optimizer.lr=0.1",
+    ),
+    "old model.optimizer": (
+        ["model.optimizer=sgd"],
+        "model.optimizer=sgd is invalid: moved: use optimizer=sgd",
+    ),
+    "old model.weight_decay": (
+        ["model.weight_decay=0.01"],
+        "model.weight_decay=0.01 is invalid: moved: use optimizer.weight_decay=0.01",
+    ),
+    "unknown scheduler argument": (
+        ["scheduler=step", "+scheduler.foo=1"],
+        "scheduler.foo=1 is invalid: no such setting; expected one of step_size, gamma, last_epoch",
+    ),
+    "a scheduler setting without a scheduler": (
+        ["scheduler.factor=0.25"],
+        "scheduler.factor=0.25 is invalid: not in the config (it has no keys)",
+    ),
+    "scheduler interval of an hour": (
+        ["scheduler=step", "scheduler.interval=hour"],
+        "scheduler.interval='hour' is invalid: expected one of epoch, step",
+    ),
+    "scheduler watching no metric": (
+        ["scheduler=plateau", "scheduler.monitor=val/f1"],
+        "scheduler.monitor='val/f1' is invalid: expected one of train/loss, train/acc,",
+    ),
+    "plateau without a metric": (
+        ["scheduler=plateau", "scheduler.monitor=null"],
+        "scheduler.monitor=None is invalid: ReduceLROnPlateau steps on a metric",
+    ),
+    "plateau stepped every step": (
+        ["scheduler=plateau", "scheduler.interval=step"],
+        "scheduler.interval='step' is invalid: val/loss is logged once an epoch: "
+        "use scheduler.interval=epoch",
+    ),
+    "plateau minimising an accuracy": (
+        ["scheduler=plateau", "scheduler.monitor=val/acc"],
+        "scheduler.mode='min' is invalid: val/acc is better higher: use scheduler.mode=max",
+    ),
+    "plateau on a metric the task never logs": (
+        ["experiment=sentiment", "scheduler=plateau", "scheduler.monitor=val/bpc"],
+        "scheduler.monitor='val/bpc' is invalid: a classify run logs",
+    ),
+    "a factor torch refuses": (
+        ["scheduler=plateau", "scheduler.factor=1.0"],
+        "error: scheduler: Factor should be < 1.0.",
+    ),
+    "steps of zero epochs": (
+        ["scheduler=step", "scheduler.step_size=0"],
+        "scheduler.step_size=0 is invalid: expected a whole number >= 1",
+    ),
+    "a scheduler that is not one": (
+        ["scheduler=step", "scheduler._target_=torch.optim.SGD"],
+        "scheduler._target_='torch.optim.SGD' is invalid: expected a subclass of "
+        "torch.optim.lr_scheduler.LRScheduler",
+    ),
+    "maybe tie_weights": (
+        ["model.tie_weights=maybe"],
+        "model.tie_weights='maybe' is invalid: expected true or false",
+    ),
+    "tied weights of two sizes": (
+        ["model.encoding=embedding", "model.embedding_dim=200", "model.tie_weights=true"],
+        "model.tie_weights=True is invalid: the head's input is hidden_size x directions = 32, "
+        "so embedding_dim must be 32, not 200",
+    ),
+    "tied weights on one-hot inputs": (
+        ["model.tie_weights=true"],
+        "model.tie_weights=True is invalid: needs encoding=embedding, not onehot",
+    ),
+    "tied weights on a classifier": (
+        ["experiment=sentiment", "model.tie_weights=true"],
+        "model.tie_weights=True is invalid: needs a next-token model",
+    ),
+    "string init_range": (
+        ["model.init_range=abc"],
+        "model.init_range='abc' is invalid: expected a number or null",
+    ),
+    "negative init_range": (
+        ["model.init_range=-0.1"],
+        "model.init_range=-0.1 is invalid: expected a number > 0",
+    ),
+    "a corpus without a train file": (
+        ["data=corpus", f"data.dir={T}/no_train"],
+        f"data.dir='{T}/no_train' is invalid: no train file: looked for train.txt, "
+        "ptb.train.txt, wiki.train.tokens, train.tokens (or .gz)",
+    ),
+    "a corpus with an empty split": (
+        ["data=corpus", f"data.dir={T}/empty_valid"],
+        f"data.dir='{T}/empty_valid/valid.txt' is invalid: the file is empty",
+    ),
+    "a corpus word training never saw": (
+        ["data=corpus", f"data.dir={T}/unseen_word"],
+        f"data.dir='{T}/unseen_word' is invalid: valid.txt has the word 'that', which the "
+        "training split does not: data.unknown=unk reads such tokens as <unk>",
+    ),
+    "seq_len as long as a stream": (
+        ["data=corpus", f"data.dir={T}/words", "data.seq_len=100"],
+        "data.seq_len=100 is invalid: expected seq_len < 100: the val split's 1,000 tokens make "
+        "10 streams (eval_batch_size) of 100 tokens",
+    ),
+    "no evaluation streams": (
+        ["data=corpus", f"data.dir={T}/words", "data.eval_batch_size=0"],
+        "data.eval_batch_size=0 is invalid: expected a number > 0",
+    ),
+    "perplexity of a character model": (
+        ["experiment=longtext", "optimized_metric=val/ppl"],
+        "optimized_metric='val/ppl' is invalid: a next_token on characters run logs train/loss, "
+        "train/acc, val/loss, val/acc, val/bpc",
+    ),
 }
 
 
@@ -426,6 +567,17 @@ def user_dir(tmp_path: Path) -> Path:
     (tmp_path / "one_class.tsv").write_text("label\tsentence\n1\tgood movie\n1\tgreat\n1\tfine\n")
     (tmp_path / "dup.tsv").write_text("label\tsentence\tlabel\n1\tgood\t1\n0\tbad\t0\n")
     (tmp_path / "empty_label.tsv").write_text("label\tsentence\n1\tgood\n\tbad\n0\tworse\n")
+    corpora = {
+        "words": ("to be or not to be\n" * 400, "to be or not\n" * 200),
+        "no_train": (None, "to be\n"),
+        "empty_valid": ("to be or not to be\n" * 400, ""),
+        "unseen_word": ("to be or not to be\n" * 400, "that is the question\n"),
+    }
+    for name, (train_text, valid_text) in corpora.items():
+        (tmp_path / name).mkdir()
+        if train_text is not None:
+            (tmp_path / name / "train.txt").write_text(train_text)
+        (tmp_path / name / "valid.txt").write_text(valid_text)
     return tmp_path
 
 

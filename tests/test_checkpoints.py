@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import torch
 from conftest import CONF_DIR, ROOT, compose_train, run_script
 from hydra import compose, initialize_config_dir
 
-from seqlab.checkpoint import AtomicCheckpointIO
+from seqlab.checkpoint import AtomicCheckpointIO, load_checkpoint, module_from
 from seqlab.errors import SettingError
 from seqlab.tools import eval_main, generate_main, predict_main
 from seqlab.train import train
@@ -145,6 +146,21 @@ def test_checkpoint_holds_plain_data_enough_to_rebuild(runs):
     assert checkpoint["hyper_parameters"]["task"] == "next_token"
     assert checkpoint["seqlab"]["datamodule"]["_target_"] == "seqlab.data.text.TextDataModule"
     assert checkpoint["seqlab"]["datamodule"]["text"] == "hihello"
+
+
+def test_tied_weights_come_back_from_a_checkpoint_as_one_tensor(tmp_path):
+    tied = ["model.encoding=embedding", "model.embedding_dim=8", "model.tie_weights=true"]
+    run = tmp_path / "run"
+    train(compose_train(run, "experiment=hihello", *tied, *QUIET, "trainer.max_epochs=5"))
+    path = run / "checkpoints" / "last.ckpt"
+
+    checkpoint = load_checkpoint(path)
+    weights = checkpoint["state_dict"]  # two names, one storage
+    assert weights["net.head.1.weight"].data_ptr() == weights["net.embedding.weight"].data_ptr()
+    module = module_from(checkpoint, partial(SettingError, "ckpt_path", str(path)))
+    assert module.net.head[-1].weight is module.net.embedding.weight
+    metrics = eval_main(_tool_cfg("eval", f"ckpt_path={path}"))
+    assert metrics["val/loss"] == _metrics(run)["final"]["val/loss"]
 
 
 # --- eval, generate, predict --------------------------------------------------------------------

@@ -60,7 +60,11 @@ def test_every_data_option_builds_its_datamodule(tmp_path, data):
 
 @pytest.mark.parametrize(
     "group, option",
-    [(g, o) for g in ("model", "trainer", "logger", "callbacks") for o in _options(g)],
+    [
+        (g, o)
+        for g in ("model", "optimizer", "scheduler", "trainer", "logger", "callbacks")
+        for o in _options(g)
+    ],
 )
 def test_every_group_option_composes(tmp_path, group, option):
     cfg = compose_train(tmp_path, f"{group}={option}")
@@ -86,12 +90,12 @@ def test_a_cells_tuned_settings_apply_with_its_experiment_only(tmp_path):
     lstm = compose_train(tmp_path, "experiment=memory", "model=lstm")
     gru = compose_train(tmp_path, "experiment=memory", "model=gru")
     elsewhere = compose_train(tmp_path, "experiment=charseq", "model=lstm")
-    typed = compose_train(tmp_path, "experiment=memory", "model=lstm", "model.lr=0.02")
+    typed = compose_train(tmp_path, "experiment=memory", "model=lstm", "optimizer.lr=0.02")
 
-    assert (lstm.model.forget_bias, lstm.model.lr) == (5.0, 0.001)
-    assert (gru.model.forget_bias, gru.model.lr) == (None, 0.01)
+    assert (lstm.model.forget_bias, lstm.optimizer.lr) == (5.0, 0.001)
+    assert (gru.model.forget_bias, gru.optimizer.lr) == (None, 0.01)
     assert elsewhere.model.forget_bias is None
-    assert (typed.model.forget_bias, typed.model.lr) == (5.0, 0.02)  # the command line wins
+    assert (typed.model.forget_bias, typed.optimizer.lr) == (5.0, 0.02)  # the command line wins
 
 
 @pytest.mark.parametrize("tuned", _options("tuned"))

@@ -194,8 +194,8 @@ def test_a_diverged_loss_is_one_line_and_fails_the_run(cli, tmp_path):
     done = cli(
         "train.py",
         "experiment=hihello",
-        "model.optimizer=sgd",
-        "model.lr=1e30",
+        "optimizer=sgd",
+        "optimizer.lr=1e30",
         "model.nonlinearity=relu",
         *QUIET,
         "hydra.run.dir=run",
@@ -203,7 +203,7 @@ def test_a_diverged_loss_is_one_line_and_fails_the_run(cli, tmp_path):
 
     assert done.status == 1
     assert done.lines == [
-        "error: val/loss is nan at epoch 0: training diverged (try a lower model.lr or trainer.gradient_clip_val=1.0)"
+        "error: val/loss is nan at epoch 0: training diverged (try a lower optimizer.lr or trainer.gradient_clip_val=1.0)"
     ]
     assert _summary(tmp_path / "run")["status"] == "failed"
 

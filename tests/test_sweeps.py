@@ -69,7 +69,14 @@ def test_optuna_search_writes_best_params_of_its_best_trial(tmp_path):
     assert len(jobs) == 3
     best_job = min(jobs.values(), key=lambda job: job["best"]["val/loss"])
     assert results["best_value"] == pytest.approx(best_job["best"]["val/loss"])
-    assert set(results["best_params"]) == {"model.lr", "model.hidden_size", "model.cell"}
+    assert set(results["best_params"]) == {"optimizer.lr", "model.hidden_size", "model.cell"}
+    report = run_script("report.py", str(sweep), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    with (sweep / "report.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert sorted(float(r["optimizer.lr"]) for r in rows) == sorted(
+        float(job.split("optimizer.lr=")[1].split(",")[0]) for job in jobs
+    )
 
 
 def test_a_failed_job_is_recorded_and_the_others_finish(tmp_path):
@@ -93,7 +100,7 @@ def test_a_failed_job_is_recorded_and_the_others_finish(tmp_path):
 
 
 def test_a_diverging_loss_fails_the_run_with_its_reason(make_cfg, tmp_path):
-    overrides = ["model.optimizer=sgd", "model.lr=1e30", "model.nonlinearity=relu"]
+    overrides = ["optimizer=sgd", "optimizer.lr=1e30", "model.nonlinearity=relu"]
     cfg = make_cfg("experiment=hihello", *overrides, bare=True)
 
     with pytest.raises(Diverged, match="is nan at epoch 0: training diverged"):

@@ -84,6 +84,9 @@ def test_hparams_tab_gets_the_config_and_real_final_metrics(make_cfg, tmp_path):
     hparams = session.session_start_info.hparams
     assert hparams["model/hidden_size"].number_value == 7
     assert hparams["data/text"].string_value == "hihello"
+    assert hparams["optimizer/class"].string_value == "Adam"  # the choice, by its name
+    assert hparams["optimizer/lr"].number_value == pytest.approx(0.1)
+    assert not [name for name in hparams if "_target_" in name or "_partial_" in name]
     experiment = plugin_data_pb2.HParamsPluginData.FromString(plugin["_hparams_/experiment"])
     metric_tags = {m.name.tag for m in experiment.experiment.metric_infos}
     assert {"final/val/loss", "final/val/acc", "best/val/loss", "best/val/acc"} <= metric_tags

@@ -22,7 +22,7 @@ from hydra.errors import (
 )
 from omegaconf.errors import OmegaConfBaseException
 
-from seqlab.errors import SettingError, first_line
+from seqlab.errors import SettingError, first_line, moved
 
 
 def run(entry: Callable[[], Any]) -> Any:
@@ -63,9 +63,11 @@ def describe(err: BaseException) -> str | None:
         parent = getattr(cause, "parent_node", None)
         if key and "not in struct" in str(cause):
             value = _given(key)
+            if (reason := moved(key, value)) is not None:
+                return f"{key}={value} is invalid: {reason}"
             known = ", ".join(str(k) for k in parent or () if not str(k).startswith("_"))
             return (
-                f"{key}={value} is invalid: not in the config (it has {known}); "
+                f"{key}={value} is invalid: not in the config (it has {known or 'no keys'}); "
                 f"a key the config leaves out is added with +{key}={value}"
             )
         return f"{key or 'config'}: {first_line(cause)}"

@@ -33,7 +33,19 @@ OmegaConf.register_new_resolver(
 OmegaConf.register_new_resolver("corpus", corpus_path, replace=True)
 
 # config sections a run's hyper-parameters are read from (TensorBoard HPARAMS, hparams.yaml)
-HPARAM_SECTIONS = ("data", "model", "trainer", "seed", "task_name", "tags", "optimized_metric")
+HPARAM_SECTIONS = (
+    "data",
+    "model",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "seed",
+    "task_name",
+    "tags",
+    "optimized_metric",
+)
+# sections whose class is what a run chose (optimizer=sgd): shown by name, as optimizer/class
+CHOSEN_CLASS = ("optimizer", "scheduler")
 
 
 def instantiate_setting(node: DictConfig, key: str, **runtime: Any) -> Any:
@@ -52,11 +64,14 @@ def instantiate_setting(node: DictConfig, key: str, **runtime: Any) -> Any:
 def run_hparams(cfg: DictConfig) -> dict[str, Any]:
     """The run's settings as a nested dict of plain values, without ``_target_`` noise."""
 
-    def plain(value: Any) -> Any:
+    def plain(value: Any, section: str) -> Any:
         if isinstance(value, DictConfig | ListConfig):
             value = OmegaConf.to_container(value, resolve=True)
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items() if k != "_target_"}
-        return value
+        if not isinstance(value, dict):
+            return value
+        shown = {k: plain(v, section) for k, v in value.items() if not k.startswith("_")}
+        if section in CHOSEN_CLASS and "_target_" in value:  # SGD, not torch.optim.SGD
+            return {"class": str(value["_target_"]).rpartition(".")[2], **shown}
+        return shown
 
-    return {key: plain(cfg[key]) for key in HPARAM_SECTIONS if key in cfg}
+    return {key: plain(cfg[key], key) for key in HPARAM_SECTIONS if key in cfg}

@@ -76,6 +76,24 @@ def check_at_least(name: str, value: float, low: float) -> None:
         raise SettingError(name, value, f"expected a finite number >= {low}")
 
 
+# settings of earlier seqlab versions that now live in a config group of their own:
+# old key -> (new key, what else to know)
+PICKS = "optimizer=NAME picks the class from conf/optimizer/"
+MOVED = {
+    "model.optimizer": ("optimizer", "a config group of its own: conf/optimizer/"),
+    "model.lr": ("optimizer.lr", PICKS),
+    "model.weight_decay": ("optimizer.weight_decay", PICKS),
+}
+
+
+def moved(key: str, value: Any) -> str | None:
+    """Why an earlier seqlab's key is refused: where it lives now. None for any other key."""
+    if key not in MOVED:
+        return None
+    new, hint = MOVED[key]
+    return f"moved: use {new}={value} ({hint})"
+
+
 # seeds: what seed_everything and numpy accept
 MAX_SEED = 2**32 - 1
 

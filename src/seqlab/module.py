@@ -14,7 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from seqlab.data.base import CLASSIFY, IGNORE_INDEX, TASKS, Batch, Sample
 from seqlab.data.vocab import Vocab
-from seqlab.errors import RunFailed, SettingError, check_at_least, check_choice, check_positive
+from seqlab.errors import RunFailed, SettingError, check_choice
 from seqlab.inference import Prediction, classify, predict_next
 from seqlab.metrics import (
     TEST_ACC,
@@ -31,16 +31,9 @@ from seqlab.metrics import (
     logs_bpc,
     logs_ppl,
 )
-from seqlab.models import RecurrentNet
+from seqlab.models import NetConfig, RecurrentNet
 from seqlab.models.recurrent import State
-
-OPTIMIZERS = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
-}
-
+from seqlab.optimization import OptimizerFactory, Schedule, record
 
 RUNNING = ("train_loss", "train_acc")  # the metrics a checkpoint mid-epoch carries on
 
@@ -80,37 +73,25 @@ class SeqModule(pl.LightningModule):
     """A :class:`RecurrentNet` trained on a task the data decides.
 
     ``vocab`` (``Vocab.to_dict()``), ``class_names`` and ``task`` come from the DataModule;
-    every other argument is a ``model.*`` setting. All of them are plain data saved in the
-    checkpoint, which is all that is needed to rebuild the module (``seqlab.checkpoint``).
+    ``settings`` are the ``model.*`` settings, :class:`NetConfig`'s. All of them are plain data
+    saved in the checkpoint, which is all that is needed to rebuild the module for inference
+    (``seqlab.checkpoint``). ``optimizer`` (called with the parameters) and ``scheduler`` are
+    what train() built from the ``optimizer`` and ``scheduler`` groups; they are not saved.
     """
+
+    SETTINGS = NetConfig  # what **settings takes, by name and type (seqlab.settings reads it)
 
     def __init__(
         self,
         vocab: dict[str, Any],
         class_names: Sequence[str],
         task: str,
-        cell: str = "rnn",
-        impl: str = "torch",
-        nonlinearity: str = "tanh",
-        hidden_size: int = 32,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        encoding: str = "onehot",
-        embedding_dim: int = 16,
-        head: str = "fc",
-        pooling: str = "last",
-        forget_bias: float | None = None,
-        optimizer: str = "adam",
-        lr: float = 0.01,
-        weight_decay: float = 0.0,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: Schedule | None = None,
+        **settings: Any,
     ) -> None:
         super().__init__()
         check_choice("task", task, TASKS)
-        check_choice("optimizer", optimizer, OPTIMIZERS)
-        check_positive("lr", lr)
-        check_at_least("weight_decay", weight_decay, 0)
-        self.save_hyperparameters()
         try:
             self.vocab = Vocab.from_dict(vocab)
         except ValueError as err:
@@ -121,24 +102,18 @@ class SeqModule(pl.LightningModule):
         if task != CLASSIFY and self.class_names != self.vocab.tokens:
             reason = "a next-token model's classes are its vocabulary's tokens"
             raise SettingError("class_names", class_names, reason)
-        self.net = RecurrentNet(
-            vocab_size=len(self.vocab),
-            num_outputs=len(self.class_names),
+        config = NetConfig(
+            len(self.vocab),
+            len(self.class_names),
             many_to_one=task == CLASSIFY,
             pad_index=self.vocab.pad_index,
-            cell=cell,
-            impl=impl,
-            nonlinearity=nonlinearity,
-            hidden_size=hidden_size,
-            num_layers=num_layers,
-            bidirectional=bidirectional,
-            dropout=dropout,
-            encoding=encoding,
-            embedding_dim=embedding_dim,
-            head=head,
-            pooling=pooling,
-            forget_bias=forget_bias,
+            **settings,
         )
+        # every model.* setting, defaults too, flat beside the data's facts: plain data
+        facts = {"vocab": vocab, "class_names": class_names, "task": task}
+        self.save_hyperparameters(facts | config.settings())
+        self.net = RecurrentNet(config)
+        self.optimizer, self.scheduler = optimizer, scheduler
         # the streams' final state of the last batch, the next batch's initial one (see
         # seqlab.data.streams); None: a zero state
         self.train_state: State | None = None
@@ -331,11 +306,21 @@ class SeqModule(pl.LightningModule):
         if self._word_level:  # exp of the mean per-token loss: every token of the split once
             self.log(ppl_name, loss.exp(), prog_bar=True, sync_dist=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        optimizer = OPTIMIZERS[self.hparams.optimizer]
-        return optimizer(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        if self.optimizer is None:
+            raise RuntimeError(
+                "this SeqModule was built without an optimizer (a checkpoint's, for inference): "
+                "give optimizer=functools.partial(torch.optim.Adam, lr=0.01) to train it"
+            )
+        optimizer = self.optimizer(self.parameters())
+        if self.scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler.lightning(optimizer)}
+
+    @property
+    def optimization(self) -> dict[str, Any] | None:
+        """The optimizer's and the schedule's settings as plain data (kept in checkpoints)."""
+        return None if self.optimizer is None else record(self.optimizer, self.scheduler)
 
     @torch.no_grad()
     def predict_samples(

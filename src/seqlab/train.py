@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
@@ -36,8 +36,10 @@ from seqlab.launch import (
 )
 from seqlab.metrics import METRICS, METRICS_FILE, task_metrics
 from seqlab.module import SeqModule
+from seqlab.optimization import Schedule, probe
 from seqlab.runlock import RunLock, check_free
 from seqlab.settings import check_train_config
+from seqlab.settings.optim import split_schedule
 from seqlab.stopping import report_interrupt
 
 log = logging.getLogger(__name__)
@@ -96,12 +98,21 @@ def train(cfg: DictConfig) -> RunResult:
             cfg.optimized_metric,
             f"a {_run_kind(datamodule)} run logs {', '.join(logged)}",
         )
+    # partials: the module calls them with its parameters (and the optimizer)
+    optimizer = instantiate_setting(cfg.optimizer, "optimizer")
+    schedule = instantiate_schedule(cfg.get("scheduler"))
+    if schedule and schedule.monitor and schedule.monitor not in logged:
+        reason = f"a {_run_kind(datamodule)} run logs {', '.join(logged)}"
+        raise SettingError("scheduler.monitor", schedule.monitor, reason)
+    probe(optimizer, schedule)
     model: SeqModule = instantiate_setting(
         cfg.model,
         "model",
         vocab=datamodule.vocab.to_dict(),
         class_names=datamodule.class_names,
         task=datamodule.task,
+        optimizer=optimizer,
+        scheduler=schedule,
     )
     callbacks = _instantiate_all(cfg.get("callbacks"), "callbacks")
     start = continuation(settings.resume, settings.ckpt_path, _last_checkpoint(callbacks))
@@ -156,6 +167,16 @@ def _run_kind(datamodule: SeqDataModule) -> str:
     if datamodule.task == CLASSIFY:
         return datamodule.task
     return f"{datamodule.task} on {datamodule.vocab.unit}s"
+
+
+def instantiate_schedule(node: DictConfig | None) -> Schedule | None:
+    """The ``scheduler`` group as a :class:`Schedule`: Lightning's keys (interval, monitor)
+    taken out, the rest a partial of the torch class; None for ``scheduler=none``."""
+    if not node:
+        return None
+    torch_part, lightning = split_schedule(OmegaConf.to_container(node, resolve=True))
+    build = instantiate_setting(OmegaConf.create(torch_part), "scheduler")
+    return Schedule(build, **lightning)
 
 
 def _instantiate_all(group: DictConfig | None, key: str, purge_step: int | None = None) -> list:

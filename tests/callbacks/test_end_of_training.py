@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from seqlab.callbacks import gradient_flow, hidden_states
 from seqlab.callbacks.gradient_flow import FIGURE_TAG, RATIO_TAG
 from seqlab.callbacks.hidden_states import GATES_TAG, HIDDEN_TAG, hidden_pictures
-from seqlab.models import RecurrentNet
+from seqlab.models import NetConfig, RecurrentNet
 from seqlab.train import train
 
 # experiment=memory shrunk: 200 sequences in batches of 64 are 4 steps an epoch; it draws
@@ -131,10 +131,11 @@ def test_fast_dev_run_draws_nothing(make_cfg, titles):
 
 def test_pictures_show_the_net_without_dropout_and_leave_its_mode():
     torch.manual_seed(0)
-    net = RecurrentNet(
+    config = NetConfig(
         vocab_size=5, num_outputs=5, cell="lstm", hidden_size=4, num_layers=2, dropout=0.5,
         encoding="embedding",
     )  # fmt: skip
+    net = RecurrentNet(config)
     ids = torch.tensor([1, 2, 3, 4])
 
     first, again = (hidden_pictures(net, ids, list("abcd"), "epoch 1") for _ in range(2))

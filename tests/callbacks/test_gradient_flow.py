@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from seqlab.callbacks.gradient_flow import FIGURE_TAG, RATIO_TAG, GradientFlow, gradient_norms
 from seqlab.data.base import Batch
 from seqlab.errors import SettingError
-from seqlab.models import RecurrentNet
+from seqlab.models import NetConfig, RecurrentNet
 from seqlab.train import train
 
 # hihello, short: the callback measures every epoch, nothing else draws
@@ -92,7 +92,9 @@ def _step_by_step_norms(net: RecurrentNet, batch: Batch) -> np.ndarray:
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_norms_match_torch_stepped_by_hand_and_leave_no_trace(cell):
     torch.manual_seed(0)
-    net = RecurrentNet(vocab_size=5, num_outputs=5, cell=cell, hidden_size=6, num_layers=2)
+    net = RecurrentNet(
+        NetConfig(vocab_size=5, num_outputs=5, cell=cell, hidden_size=6, num_layers=2)
+    )
     batch = Batch(torch.randint(5, (3, 7)), torch.randint(5, (3, 7)))
 
     norms = gradient_norms(net, batch)
@@ -107,10 +109,11 @@ def test_norms_match_torch_stepped_by_hand_and_leave_no_trace(cell):
 @pytest.mark.parametrize("impl", ["torch", "scratch"])
 def test_bidirectional_classifier_on_a_padded_batch(impl):
     torch.manual_seed(0)
-    net = RecurrentNet(
+    config = NetConfig(
         vocab_size=6, num_outputs=2, many_to_one=True, pad_index=0, cell="lstm", impl=impl,
         hidden_size=4, bidirectional=True, encoding="embedding",
     )  # fmt: skip
+    net = RecurrentNet(config)
     inputs = torch.tensor([[1, 2, 3, 4, 5], [2, 3, 0, 0, 0]])
     batch = Batch(inputs, torch.tensor([0, 1]), lengths=torch.tensor([5, 2]))
 

@@ -13,7 +13,7 @@ from conftest import QUIET, compose_train
 from seqlab.corpora import corpus_path
 from seqlab.data import PAD, UNK, SentencesDataModule
 from seqlab.errors import SettingError
-from seqlab.models import RecurrentNet
+from seqlab.models import NetConfig, RecurrentNet
 from seqlab.train import train
 
 SST2 = Path(corpus_path("sst2"))  # packaged, gzip-compressed: tests/test_corpora.py reads it whole
@@ -85,15 +85,17 @@ def test_characters_as_tokens(tiny):
 def test_padding_in_a_batch_does_not_change_a_sentences_prediction(sst2):
     torch.manual_seed(0)
     net = RecurrentNet(
-        len(sst2.vocab),
-        sst2.num_classes,
-        many_to_one=True,
-        pad_index=sst2.vocab.pad_index,
-        cell="lstm",
-        bidirectional=True,
-        encoding="embedding",
-        num_layers=2,
-        hidden_size=16,
+        NetConfig(
+            len(sst2.vocab),
+            sst2.num_classes,
+            many_to_one=True,
+            pad_index=sst2.vocab.pad_index,
+            cell="lstm",
+            bidirectional=True,
+            encoding="embedding",
+            num_layers=2,
+            hidden_size=16,
+        )
     ).eval()
     batch = next(iter(sst2.val_dataloader()))
     assert (batch.lengths < batch.inputs.size(1)).any()  # some sentences are padded

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqlab.errors import SettingError
-from seqlab.models import RecurrentNet, ScratchGRU, ScratchLSTM, ScratchRNN
+from seqlab.models import NetConfig, RecurrentNet, ScratchGRU, ScratchLSTM, ScratchRNN
 from seqlab.train import train
 
 # name -> (torch class, scratch class, extra constructor arguments)
@@ -129,8 +129,8 @@ def test_recurrent_net_gives_the_same_scores_with_either_impl(cell, many_to_one)
     torch.manual_seed(0)
     build = dict(vocab_size=6, num_outputs=3, many_to_one=many_to_one, pad_index=0, cell=cell)
     build |= dict(num_layers=2, bidirectional=True, hidden_size=4, encoding="embedding")
-    torch_net = RecurrentNet(**build).eval()
-    scratch_net = RecurrentNet(**build, impl="scratch").eval()
+    torch_net = RecurrentNet(NetConfig(**build)).eval()
+    scratch_net = RecurrentNet(NetConfig(**build, impl="scratch")).eval()
     scratch_net.load_state_dict(torch_net.state_dict())
     tokens = torch.tensor([[3, 1, 4, 0, 0], [5, 2, 1, 5, 3], [2, 0, 0, 0, 0]])
     lengths = torch.tensor([3, 5, 1])

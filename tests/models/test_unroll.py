@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from seqlab.models import RecurrentNet
+from seqlab.models import NetConfig, RecurrentNet
 from seqlab.models.unroll import unroll
 
 TOKENS = torch.tensor([[1, 2, 3, 4, 5], [2, 3, 0, 0, 0]])
@@ -17,7 +17,7 @@ LENGTHS = torch.tensor([5, 2])
 def _net(**kwargs) -> RecurrentNet:
     torch.manual_seed(0)
     settings = {"vocab_size": 6, "num_outputs": 3, "pad_index": 0, "hidden_size": 4}
-    return RecurrentNet(**settings, num_layers=2, bidirectional=True, **kwargs).eval()
+    return RecurrentNet(NetConfig(**settings, num_layers=2, bidirectional=True, **kwargs)).eval()
 
 
 @pytest.mark.parametrize(

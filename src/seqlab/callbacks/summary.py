@@ -139,7 +139,7 @@ class RunSummary(pl.Callback):
             if not math.isfinite(self.final.get(name, 0.0)):
                 raise Diverged(
                     f"{name} is {self.final[name]} at epoch {epoch}: training diverged "
-                    "(try a lower model.lr or trainer.gradient_clip_val=1.0)"
+                    "(try a lower optimizer.lr or trainer.gradient_clip_val=1.0)"
                 )
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

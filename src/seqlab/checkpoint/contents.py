@@ -3,10 +3,12 @@
 A checkpoint is Lightning's (weights, optimizer, loops, callbacks, ``hyper_parameters``: the
 model's build arguments with the vocabulary, class names and task) plus a ``seqlab`` section:
 the format version, the DataModule's class and arguments, the data files' sizes and hashes,
-the RNG state and the training epoch's running metrics. All of it is plain data; but plain data
-can still name a callable, so nothing in it is handed to ``hydra.utils.instantiate``: the
-DataModule's class is looked up in :data:`DATAMODULES`, and every recorded argument is checked
-against the type its constructor declares before anything is built.
+the RNG state, the training epoch's running metrics and the optimizer's and scheduler's
+settings (``optimization``: compared on resume, never built from). All of it is plain data;
+but plain data can still name a callable, so nothing in it is handed to
+``hydra.utils.instantiate``: the DataModule's class is looked up in :data:`DATAMODULES`, and
+every recorded argument is checked against the type its constructor declares before anything
+is built.
 """
 
 from __future__ import annotations
@@ -81,18 +83,31 @@ def check_contents(checkpoint: Any, fail: Fail) -> None:
     if data_class not in DATAMODULES:
         raise fail(f"it asks for data class {data_class!r}; seqlab builds {', '.join(DATAMODULES)}")
     arguments = {k: v for k, v in spec.items() if k != "_target_"}
-    calls = _targets(hparams) + _targets(arguments)
+    optimization = section.get("optimization")
+    calls = _targets(hparams) + _targets(arguments) + _targets(optimization)
     if calls:
         raise fail(f"it names something to call at {calls[0]}; a checkpoint holds settings only")
     try:
-        check_arguments(SeqModule, hparams)
+        # the optimizer and scheduler are runtime objects: a checkpoint never names one
+        check_arguments(SeqModule, hparams, provided=("optimizer", "scheduler"))
         check_arguments(DATAMODULES[data_class], arguments, "data.")
         Vocab.from_dict(hparams["vocab"])
     except SettingError as err:
         raise fail(_recorded(err)) from None
     except (TypeError, ValueError, KeyError) as err:
         raise fail(f"its vocabulary cannot be used: {err}") from None
+    if not _plain(optimization):
+        raise fail("its optimization record is not plain settings")
     _check_tensors(checkpoint, fail)
+
+
+def _plain(value: Any) -> bool:
+    """Settings as a config writes them: mappings, lists, strings, numbers, booleans, null."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(map(_plain, value))
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _check_tensors(checkpoint: dict[str, Any], fail: Fail) -> None:
@@ -193,6 +208,7 @@ class SeqlabSection(pl.Callback):
             "data_files": trainer.datamodule.data_files,
             "rng_state": torch.get_rng_state(),
             "running_metrics": pl_module.running_metrics(),
+            "optimization": pl_module.optimization,  # what a resume must train with
             # the streams' state after the last batch (stateful BPTT), so a resumed epoch
             # continues from it
             "carried_state": pl_module.carried_state(),

@@ -1,5 +1,6 @@
 """Where training continues from (``resume=RUN_DIR`` or ``ckpt_path=FILE``), checked before any
-training: the checkpoint must have been made by this model, and its optimizer state must fit."""
+training: the checkpoint must have been made by this model with this optimizer and schedule,
+and their states must fit."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from seqlab.callbacks.summary import RunSummary
 from seqlab.checkpoint.contents import check_weights
 from seqlab.errors import SettingError, first_line
 from seqlab.module import SeqModule
+from seqlab.optimization import differences
 
 # vocab, class_names and task are facts of the data, not model.* settings
 _DATA_FACTS = ("vocab", "class_names", "task")
@@ -58,25 +60,38 @@ def continuation(
 
 
 def check_continuation(start: Continuation, module: SeqModule) -> None:
-    """``start`` continues training of ``module``: the same settings, weights that fit, and an
-    optimizer state that this module's optimizer loads (tried on a copy, before training)."""
+    """``start`` continues training of ``module``: the same settings (the model's, the
+    optimizer's and the scheduler's), weights that fit, and optimizer and scheduler states that
+    this module's load (tried on copies, before training)."""
     fail = partial(SettingError, start.key, start.value)
     saved = start.checkpoint["hyper_parameters"]
     differ = [name for name, setting in module.hparams.items() if saved.get(name) != setting]
-    if differ:
-        changes = [f"model.{n}={saved.get(n)!r}" for n in differ if n not in _DATA_FACTS]
-        if set(differ) & set(_DATA_FACTS):
-            changes.insert(0, "other data")
+    changes = [f"model.{n}={saved.get(n)!r}" for n in differ if n not in _DATA_FACTS]
+    if set(differ) & set(_DATA_FACTS):
+        changes.insert(0, "other data")
+    recorded = start.checkpoint["seqlab"].get("optimization")
+    if not isinstance(recorded, dict):
+        raise fail("it holds no record of its optimizer and scheduler settings")
+    changes += differences(recorded, module.optimization or {})
+    if changes:
         raise fail(f"it was trained with other settings: {', '.join(changes)}")
     check_weights(start.checkpoint["state_dict"], module, fail)
-    states = start.checkpoint.get("optimizer_states")
-    optimizer = module.configure_optimizers()
-    if not isinstance(states, list) or len(states) != 1:
-        raise fail("it holds no optimizer state to continue from")
-    try:
-        optimizer.load_state_dict(copy.deepcopy(states[0]))
-    except Exception as err:  # torch's own refusal, in its words
-        raise fail(f"its optimizer state does not fit the model: {first_line(err)}") from None
+    configured = module.configure_optimizers()
+    optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+    schedulers = [configured["lr_scheduler"]["scheduler"]] if isinstance(configured, dict) else []
+    # Lightning's keys: a list of states each, as many as this module configures
+    for key, what, built in [
+        ("optimizer_states", "optimizer", [optimizer]),
+        ("lr_schedulers", "scheduler", schedulers),
+    ]:
+        states = start.checkpoint.get(key, [])
+        if not isinstance(states, list) or len(states) != len(built):
+            raise fail(f"it holds no {what} state to continue from")
+        try:
+            for state, target in zip(states, built, strict=True):
+                target.load_state_dict(copy.deepcopy(state))
+        except Exception as err:  # torch's own refusal, in its words
+            raise fail(f"its {what} state does not fit the model: {first_line(err)}") from None
     for name in ("loops", "callbacks"):
         if not isinstance(start.checkpoint.get(name), dict):
             raise fail(f"it holds no {name} state to continue from")

@@ -1,14 +1,7 @@
 """Pure PyTorch networks: they know nothing of Lightning or Hydra."""
 
-from seqlab.models.recurrent import (
-    CELLS,
-    ENCODINGS,
-    HEADS,
-    IMPLS,
-    NONLINEARITIES,
-    RecurrentNet,
-    State,
-)
+from seqlab.models.config import CELLS, ENCODINGS, HEADS, IMPLS, NONLINEARITIES, NetConfig
+from seqlab.models.recurrent import RecurrentNet, State
 from seqlab.models.scratch import ScratchGRU, ScratchLSTM, ScratchRecurrent, ScratchRNN
 
 __all__ = [
@@ -17,6 +10,7 @@ __all__ = [
     "HEADS",
     "IMPLS",
     "NONLINEARITIES",
+    "NetConfig",
     "RecurrentNet",
     "ScratchGRU",
     "ScratchLSTM",

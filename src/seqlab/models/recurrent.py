@@ -7,16 +7,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from seqlab.errors import SettingError, check_choice, check_positive
+from seqlab.models.config import NetConfig
 from seqlab.models.scratch import ScratchGRU, ScratchLSTM, ScratchRecurrent, ScratchRNN
-
-CELLS = ("rnn", "lstm", "gru")
-IMPLS = ("torch", "scratch")
-NONLINEARITIES = ("tanh", "relu")
-ENCODINGS = ("onehot", "embedding")
-HEADS = ("fc", "none")
-# many-to-one: what represents a sequence: the final states, or the outputs' max or mean over time
-POOLINGS = ("last", "max", "mean")
 
 # nn.RNN and nn.GRU carry h; nn.LSTM carries (h, c). Code outside this file passes it through.
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -39,88 +31,67 @@ class RecurrentNet(nn.Module):
     ``cell`` picks ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``, or with ``impl='scratch'`` their twins
     written from the lesson's equations (``seqlab.models.scratch``); ``head='fc'`` maps the RNN's
     features to ``num_outputs`` scores, ``head='none'`` uses the features as the scores themselves
-    (the hihello lesson), which needs ``hidden_size x directions == num_outputs``.
+    (the hihello lesson), which needs ``hidden_size x directions == num_outputs``. Every setting
+    and its rules are :class:`NetConfig`'s.
     """
 
-    def __init__(
-        self,
-        vocab_size: int,
-        num_outputs: int,
-        many_to_one: bool = False,
-        pad_index: int | None = None,
-        cell: str = "rnn",
-        impl: str = "torch",
-        nonlinearity: str = "tanh",
-        hidden_size: int = 32,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        encoding: str = "onehot",
-        embedding_dim: int = 16,
-        head: str = "fc",
-        pooling: str = "last",
-        forget_bias: float | None = None,
-    ) -> None:
+    def __init__(self, config: NetConfig) -> None:
         super().__init__()
-        check_choice("cell", cell, CELLS)
-        check_choice("impl", impl, IMPLS)
-        check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
-        if cell != "rnn" and nonlinearity != "tanh":
-            raise SettingError(
-                "nonlinearity", nonlinearity, f"applies to cell=rnn only, not {cell}"
-            )
-        check_choice("encoding", encoding, ENCODINGS)
-        check_choice("head", head, HEADS)
-        check_choice("pooling", pooling, POOLINGS)
-        if forget_bias is not None and cell != "lstm":
-            raise SettingError("forget_bias", forget_bias, f"applies to cell=lstm only, not {cell}")
-        check_positive("hidden_size", hidden_size)
-        check_positive("num_layers", num_layers)
-        if encoding == "embedding":
-            check_positive("embedding_dim", embedding_dim)
-        if not 0 <= dropout < 1:
-            raise SettingError("dropout", dropout, "expected 0 <= dropout < 1")
-        directions = 2 if bidirectional else 1
-        features = hidden_size * directions  # size of the RNN's output at each step
-        if head == "none" and features != num_outputs:
-            scores = f"head=none makes the RNN outputs the {num_outputs} class scores"
-            if num_outputs % directions == 0:
-                need = f"{scores}, so hidden_size must be {num_outputs // directions}"
-            else:
-                need = f"{scores}; hidden_size x 2 directions cannot be {num_outputs}: use head=fc"
-            raise SettingError("hidden_size", hidden_size, need)
-
-        self.vocab_size, self.num_outputs = vocab_size, num_outputs
-        self.many_to_one, self.pooling = many_to_one, pooling
-        self.num_layers, self.directions, self.hidden_size = num_layers, directions, hidden_size
-        if encoding == "embedding":
+        self.config = config
+        self.vocab_size, self.num_outputs = config.vocab_size, config.num_outputs
+        self.many_to_one, self.pooling = config.many_to_one, config.pooling
+        self.num_layers, self.directions = config.num_layers, config.directions
+        self.hidden_size = config.hidden_size
+        # dropout where word_language_model has it: on the embedded inputs, between stacked
+        # layers (nn.RNN's own) and on the outputs before the head
+        dropout = config.dropout
+        if config.encoding == "embedding":
             # the pad row stays zero and gets no gradient; packing keeps it from the RNN anyway
-            self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_index)
-            # dropout on the looked-up vectors too (word_language_model's way): a large
-            # embedding table is where a small data set is overfitted first
+            self.embedding = nn.Embedding(
+                config.vocab_size, config.embedding_dim, padding_idx=config.pad_index
+            )
+            # a large embedding table is where a small data set is overfitted first
             self.embedding_dropout = nn.Dropout(dropout)
-            input_size = embedding_dim
+            input_size = config.embedding_dim
         else:
             self.embedding = None
-            input_size = vocab_size
-        self.rnn = RNN_CLASSES[impl, cell](
+            input_size = config.vocab_size
+        self.rnn = RNN_CLASSES[config.impl, config.cell](
             input_size,
-            hidden_size,
-            num_layers=num_layers,
+            config.hidden_size,
+            num_layers=config.num_layers,
             batch_first=True,
             # nn.RNN's dropout acts between layers only (and warns with one layer)
-            dropout=dropout if num_layers > 1 else 0.0,
-            bidirectional=bidirectional,
-            **({"nonlinearity": nonlinearity} if cell == "rnn" else {}),
+            dropout=dropout if config.num_layers > 1 else 0.0,
+            bidirectional=config.bidirectional,
+            **({"nonlinearity": config.nonlinearity} if config.cell == "rnn" else {}),
         )
-        if forget_bias is not None:
-            self._set_forget_bias(forget_bias)
-        if head == "fc":
+        if config.forget_bias is not None:
+            self._set_forget_bias(config.forget_bias)
+        if config.head == "fc":
             self.head: nn.Module = nn.Sequential(
-                nn.Dropout(dropout), nn.Linear(features, num_outputs)
+                nn.Dropout(dropout), nn.Linear(config.features, config.num_outputs)
             )
         else:
             self.head = nn.Identity()
+        if config.init_range is not None:
+            self._init_uniform(config.init_range)
+        if config.tie_weights:
+            # one (V, E) matrix reads tokens in and scores them out (Press & Wolf 2017, Inan et
+            # al. 2017): the head's gradient trains the embedding too, pad row included
+            self.head[-1].weight = self.embedding.weight
+
+    @torch.no_grad()
+    def _init_uniform(self, bound: float) -> None:
+        # word_language_model's init_weights (Zaremba et al. 2014): U(-bound, bound) for the
+        # embedding and the head's weight, a zero head bias; the RNN keeps torch's init
+        if self.embedding is not None:
+            nn.init.uniform_(self.embedding.weight, -bound, bound)
+            if self.embedding.padding_idx is not None:
+                self.embedding.weight[self.embedding.padding_idx] = 0.0
+        if isinstance(self.head, nn.Sequential):
+            nn.init.uniform_(self.head[-1].weight, -bound, bound)
+            nn.init.zeros_(self.head[-1].bias)
 
     @torch.no_grad()
     def _set_forget_bias(self, value: float) -> None:

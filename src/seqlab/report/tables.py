@@ -147,7 +147,7 @@ def print_pivot(jobs: list[JobRecord], metric: str) -> None:
 
 
 def short_value(value: str) -> str:
-    # Optuna's model.lr=0.0428447150079662 reads 0.04284 in a label; the CSV keeps every digit
+    # Optuna's optimizer.lr=0.0428447150079662 reads 0.04284 in a label; the CSV keeps every digit
     try:
         return value if value.lstrip("-").isdigit() else f"{float(value):.4g}"
     except ValueError:

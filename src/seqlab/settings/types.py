@@ -5,16 +5,21 @@ A constructor's annotations are the one definition of what each argument takes: 
 checked against them here, so a string never reaches an ``int`` argument and a key that the
 constructor does not take is named with the ones it does. Ranges and rules between arguments
 stay in the constructors (or a dataclass's ``__post_init__``), beside the arguments themselves.
+A class that takes its settings as ``**settings`` names their dataclass as ``SETTINGS``: its
+keyword-only fields are then that class's arguments too (SeqModule takes NetConfig's so).
 """
 
 from __future__ import annotations
 
 import collections.abc as abc
+import dataclasses
 import inspect
 import types
 import typing
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
+
+from hydra.utils import get_object
 
 from seqlab.errors import SettingError
 
@@ -24,26 +29,41 @@ SEQUENCES = (list, tuple, abc.Sequence, abc.Iterable, abc.Collection, abc.Mutabl
 MAPPINGS = (dict, abc.Mapping, abc.MutableMapping)
 
 
+def declared_settings(target: Callable[..., Any]) -> type | None:
+    """The dataclass whose keyword-only fields ``target`` takes as ``**settings``, if any."""
+    settings = getattr(target, "SETTINGS", None)
+    return settings if inspect.isclass(settings) and dataclasses.is_dataclass(settings) else None
+
+
 def parameters(target: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     """The keyword arguments ``target`` takes (a class: its ``__init__``'s), by name."""
     signature = inspect.signature(target)
-    return {
+    found = {
         name: p
         for name, p in signature.parameters.items()
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     }
+    settings = declared_settings(target)
+    if settings is None:
+        return found
+    declared = {n: p for n, p in parameters(settings).items() if p.kind == p.KEYWORD_ONLY}
+    return declared | found  # the settings first: what an error lists as expected
 
 
 def annotations(target: Callable[..., Any]) -> dict[str, Any]:
     """The resolved type annotations of ``target``'s arguments; {} where they cannot be read."""
     function = target.__init__ if inspect.isclass(target) else target
+    settings = declared_settings(target)
     try:
-        return typing.get_type_hints(function)
+        hints = typing.get_type_hints(function)
     except Exception:  # an annotation naming something not importable: checked by the callee
-        return {}
+        hints = {}
+    return hints if settings is None else {**annotations(settings), **hints}
 
 
 def takes_any_keyword(target: Callable[..., Any]) -> bool:
+    if declared_settings(target) is not None:  # its **settings are the declared ones only
+        return False
     return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(target).parameters.values())
 
 
@@ -77,6 +97,22 @@ def check_arguments(
         for name in settable:
             if accepted[name].default is inspect.Parameter.empty and name not in values:
                 raise SettingError(f"{prefix}{name}", None, "a value is required")
+
+
+def check_node(values: Mapping[str, Any], key: str, provided: Collection[str] = ()) -> None:
+    """A config node (plain values) builds its ``_target_`` with arguments of the right types."""
+    if not isinstance(values, Mapping) or "_target_" not in values:
+        raise SettingError(key, values, "expected a config with a _target_ to build")
+    target = values["_target_"]
+    try:
+        built = get_object(str(target))
+    except Exception:
+        raise SettingError(f"{key}._target_", target, "cannot be imported") from None
+    arguments = {k: v for k, v in values.items() if not k.startswith("_")}
+    check_arguments(built, arguments, f"{key}.", provided)
+    for name, value in arguments.items():  # a nested object the config builds too
+        if isinstance(value, Mapping) and "_target_" in value:
+            check_node(value, f"{key}.{name}")
 
 
 def check_type(key: str, value: Any, annotation: Any) -> None:

@@ -1,0 +1,123 @@
+"""RecurrentNet's build arguments, in one typed place (nanoGPT's ``GPTConfig``).
+
+The data's facts come first; the ``model.*`` settings follow as keyword-only fields, each with
+its type and default: seqlab's settings checker reads them from here (for conf/model/*.yaml and
+for a checkpoint's ``hyper_parameters``), SeqModule takes them as ``**settings`` and saves them,
+and ``__post_init__`` holds their ranges and the rules between them. A new setting is one line
+below (and its key in conf/model/rnn.yaml).
+"""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, asdict, dataclass, fields
+from typing import Any
+
+from seqlab.errors import SettingError, check_choice, check_positive
+
+CELLS = ("rnn", "lstm", "gru")
+IMPLS = ("torch", "scratch")
+NONLINEARITIES = ("tanh", "relu")
+ENCODINGS = ("onehot", "embedding")
+HEADS = ("fc", "none")
+# many-to-one: what represents a sequence: the final states, or the outputs' max or mean over time
+POOLINGS = ("last", "max", "mean")
+
+
+@dataclass
+class NetConfig:
+    # facts of the data (the DataModule's vocabulary and classes), never a model.* setting
+    vocab_size: int
+    num_outputs: int
+    many_to_one: bool = False  # one prediction per sequence (classify), else one per step
+    pad_index: int | None = None
+    _: KW_ONLY
+    # the model.* settings
+    cell: str = "rnn"
+    impl: str = "torch"
+    nonlinearity: str = "tanh"
+    hidden_size: int = 32
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    encoding: str = "onehot"
+    embedding_dim: int = 16
+    head: str = "fc"
+    pooling: str = "last"
+    forget_bias: float | None = None
+    tie_weights: bool = False
+    init_range: float | None = None
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def features(self) -> int:
+        """Size of the RNN's output at each step: the head's input."""
+        return self.hidden_size * self.directions
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.kw_only)
+
+    def settings(self) -> dict[str, Any]:
+        """The model.* settings as plain data, as a checkpoint records them."""
+        values = asdict(self)
+        return {name: values[name] for name in self.setting_names()}
+
+    def __post_init__(self) -> None:
+        check_choice("cell", self.cell, CELLS)
+        check_choice("impl", self.impl, IMPLS)
+        check_choice("nonlinearity", self.nonlinearity, NONLINEARITIES)
+        if self.cell != "rnn" and self.nonlinearity != "tanh":
+            reason = f"applies to cell=rnn only, not {self.cell}"
+            raise SettingError("nonlinearity", self.nonlinearity, reason)
+        check_choice("encoding", self.encoding, ENCODINGS)
+        check_choice("head", self.head, HEADS)
+        check_choice("pooling", self.pooling, POOLINGS)
+        if self.forget_bias is not None and self.cell != "lstm":
+            reason = f"applies to cell=lstm only, not {self.cell}"
+            raise SettingError("forget_bias", self.forget_bias, reason)
+        check_positive("hidden_size", self.hidden_size)
+        check_positive("num_layers", self.num_layers)
+        if self.encoding == "embedding":
+            check_positive("embedding_dim", self.embedding_dim)
+        if not 0 <= self.dropout < 1:
+            raise SettingError("dropout", self.dropout, "expected 0 <= dropout < 1")
+        if self.head == "none" and self.features != self.num_outputs:
+            scores = f"head=none makes the RNN outputs the {self.num_outputs} class scores"
+            if self.num_outputs % self.directions == 0:
+                need = f"{scores}, so hidden_size must be {self.num_outputs // self.directions}"
+            else:
+                need = f"{scores}; hidden_size x 2 directions cannot be {self.num_outputs}: "
+                need += "use head=fc"
+            raise SettingError("hidden_size", self.hidden_size, need)
+        if self.tie_weights:
+            self._check_tying()
+        if self.init_range is not None:
+            check_positive("init_range", self.init_range)
+            if self.encoding == "onehot" and self.head == "none":
+                reason = "sets the embedding's and the head's weights: this net has neither"
+                raise SettingError("init_range", self.init_range, reason)
+
+    def _check_tying(self) -> None:
+        """The head's (V, D*H) weight can be the embedding's (V, E): the same vocabulary in and
+        out, and E == D*H."""
+        if self.encoding != "embedding":
+            raise SettingError(
+                "tie_weights", True, f"needs encoding=embedding, not {self.encoding}"
+            )
+        if self.head != "fc":
+            raise SettingError("tie_weights", True, f"needs head=fc, not {self.head}")
+        if self.many_to_one or self.num_outputs != self.vocab_size:
+            reason = (
+                "needs a next-token model, whose head scores the vocabulary it reads; "
+                f"this one has {self.num_outputs} classes"
+            )
+            raise SettingError("tie_weights", True, reason)
+        if self.embedding_dim != self.features:
+            reason = (
+                f"the head's input is hidden_size x directions = {self.features}, "
+                f"so embedding_dim must be {self.features}, not {self.embedding_dim}"
+            )
+            raise SettingError("tie_weights", True, reason)
