@@ -9,8 +9,9 @@ clipped at 0.25, 20 streams of BPTT length 35, the state detached every batch; t
 the whole validation split with 10 streams, the state carried. seqlab runs `experiment=wikitext2`
 through `seqlab.train.train` (what `scripts/train.py` calls) with its default logging,
 checkpoints and callbacks. The plain loop reads the corpus, batchifies it, trains and evaluates
-as word_language_model's `main.py` does, seq-first, with its own vocabulary. The first
-`--warmup` steps of each are not timed.
+as word_language_model's `main.py` does, seq-first, with its own vocabulary (in seqlab's order,
+most frequent first, so the same seed gives both the same initial weights; the dropout masks
+differ). The first `--warmup` steps of each are not timed.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import gzip
 import math
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
+import pytorch_lightning as pl
 import torch
 from torch import nn
 
@@ -42,16 +46,27 @@ EMBED, HIDDEN, LAYERS, DROPOUT, LR, CLIP, BPTT, BATCH, EVAL_BATCH = (
 )
 
 
-def read_corpus(path: Path, index: dict[str, int], grow: bool) -> torch.Tensor:
+def read_corpus(path: Path) -> list[str]:
     """word_language_model's Corpus.tokenize: words of each line, then <eos>."""
-    ids = []
     with gzip.open(path, "rt", encoding="utf8") as file:
-        for line in file:
-            for word in [*line.split(), "<eos>"]:
-                if grow and word not in index:
-                    index[word] = len(index)
-                ids.append(index[word])
-    return torch.tensor(ids, dtype=torch.long)
+        return [word for line in file for word in [*line.split(), "<eos>"]]
+
+
+def dictionary(words: list[str]) -> dict[str, int]:
+    """The training words, most frequent first, ties in order of appearance: seqlab's order,
+    so that the same seed gives both sides the same initial weights."""
+    counts = Counter(words)
+    return {word: i for i, word in enumerate(sorted(counts, key=lambda w: -counts[w]))}
+
+
+class InitialWeights(pl.Callback):
+    """The sum of seqlab's initial embedding and head weights (built by Hydra in train())."""
+
+    sums: ClassVar[list[float]] = []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        net = pl_module.net
+        InitialWeights.sums = [net.embedding.weight.sum().item(), net.head[-1].weight.sum().item()]
 
 
 def batchify(data: torch.Tensor, streams: int) -> torch.Tensor:
@@ -81,10 +96,13 @@ class RNNModel(nn.Module):
 def plain_loop(steps: int, warmup: int) -> dict[str, float]:
     torch.manual_seed(0)
     root = Path(corpus_path("wikitext-2"))
-    index: dict[str, int] = {}
-    train = batchify(read_corpus(root / "train.txt.gz", index, grow=True), BATCH)
-    valid = batchify(read_corpus(root / "valid.txt.gz", index, grow=False), EVAL_BATCH)
+    words = read_corpus(root / "train.txt.gz")
+    index = dictionary(words)
+    train = batchify(torch.tensor([index[w] for w in words]), BATCH)
+    valid_ids = [index[w] for w in read_corpus(root / "valid.txt.gz")]
+    valid = batchify(torch.tensor(valid_ids), EVAL_BATCH)
     model, criterion = RNNModel(len(index)), nn.NLLLoss()
+    initial = [model.encoder.weight.sum().item(), model.decoder.weight.sum().item()]
 
     def zero_state(streams: int) -> tuple:
         return tuple(torch.zeros(LAYERS, streams, HIDDEN) for _ in range(2))
@@ -121,6 +139,7 @@ def plain_loop(steps: int, warmup: int) -> dict[str, float]:
         "tokens_per_s": (steps - warmup) * BATCH * BPTT / trained,
         "val_ppl": math.exp(val_loss),
         "vocab": len(index),
+        "initial": initial,
     }
 
 
@@ -141,6 +160,7 @@ def seqlab_run(steps: int, warmup: int) -> dict[str, float]:
                     f"+trainer.limit_train_batches={steps}",
                     "+trainer.num_sanity_val_steps=0",
                     "+callbacks.timer._target_=seqlab.callbacks.step_timer.StepTimer",
+                    "+callbacks.initial._target_=__main__.InitialWeights",
                 ],
             )
         result = train(cfg)
@@ -178,6 +198,11 @@ def main() -> None:
         print(f"  {name:<20} {side['tokens_per_s']:10,.0f} {side['val_ppl']:10.2f} {wall:8.0f}")
     ratio, ppl = ours["tokens_per_s"] / plain["tokens_per_s"], ours["val_ppl"] / plain["val_ppl"]
     print(f"  seqlab / plain       {ratio:10.3f} {ppl:10.3f}")
+    same = all(
+        math.isclose(a, b, rel_tol=1e-6)
+        for a, b in zip(plain["initial"], InitialWeights.sums, strict=True)
+    )
+    print(f"  the same initial weights: {'yes' if same else 'no'} (dropout masks differ)")
 
 
 if __name__ == "__main__":

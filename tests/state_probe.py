@@ -46,6 +46,7 @@ class StateProbe(pl.Callback):
                 started = args[1] if len(args) > 1 else None
                 self.calls.append((self.stage, started, output[1]))
 
+        self.module = pl_module
         pl_module.net.rnn.register_forward_hook(hook)
 
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss) -> None:

@@ -277,3 +277,44 @@ def test_resuming_with_a_carried_state_that_does_not_fit_changes_nothing(
     assert {k: v for k, v in after.items() if k != "run/train.log"} == {
         k: v for k, v in before.items() if k != "run/train.log"
     }
+
+
+def test_experiment_wikitext2_is_word_language_models_default_recipe(tmp_path):
+    from conftest import compose_train
+
+    cfg = compose_train(tmp_path, "experiment=wikitext2")
+
+    assert (cfg.data.seq_len, cfg.data.batch_size, cfg.data.eval_batch_size) == (35, 20, 10)
+    assert cfg.data.batching == "stream" and cfg.data.level == "word"
+    model = cfg.model
+    assert (model.cell, model.embedding_dim, model.hidden_size, model.num_layers) == (
+        "lstm",
+        200,
+        200,
+        2,
+    )
+    assert (model.dropout, model.init_range, model.tie_weights) == (0.2, 0.1, False)
+    assert cfg.optimizer._target_ == "torch.optim.SGD" and cfg.optimizer.lr == 20
+    assert cfg.optimizer.momentum == 0 and cfg.optimizer.weight_decay == 0
+    assert cfg.scheduler._target_ == "torch.optim.lr_scheduler.ReduceLROnPlateau"
+    assert (cfg.scheduler.factor, cfg.scheduler.patience, cfg.scheduler.threshold) == (0.25, 0, 0)
+    assert cfg.scheduler.monitor == "val/loss"
+    assert (cfg.trainer.max_epochs, cfg.trainer.gradient_clip_val) == (40, 0.25)
+    assert cfg.optimized_metric == "val/ppl"
+
+
+def test_the_tied_recipe_trains_with_one_matrix_for_embedding_and_output(make_cfg):
+    train(
+        make_cfg(
+            "experiment=wikitext2_tied",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=3",
+            "+trainer.limit_val_batches=2",
+            "+callbacks.probe._target_=state_probe.StateProbe",
+            bare=True,
+        )
+    )
+    net = StateProbe.latest.module.net
+
+    assert net.head[-1].weight is net.embedding.weight
+    assert net.embedding.weight.shape == (33_278, 200)
