@@ -2,6 +2,7 @@
 
     python scripts/bench_lm.py                # a quarter of an epoch each, then full validation
     python scripts/bench_lm.py --fraction 1   # one whole epoch each
+    python scripts/bench_lm.py --dropout 0    # no random masks: the two must agree to rounding
 
 Both train word_language_model's default recipe on WikiText-2 (the copy packaged with seqlab):
 embedding 200, 2-layer LSTM of 200, dropout 0.2, uniform init 0.1, SGD at lr 20, gradient norm
@@ -78,11 +79,11 @@ def batchify(data: torch.Tensor, streams: int) -> torch.Tensor:
 class RNNModel(nn.Module):
     """word_language_model's RNNModel for an LSTM, untied."""
 
-    def __init__(self, ntoken: int) -> None:
+    def __init__(self, ntoken: int, dropout: float) -> None:
         super().__init__()
-        self.drop = nn.Dropout(DROPOUT)
+        self.drop = nn.Dropout(dropout)
         self.encoder = nn.Embedding(ntoken, EMBED)
-        self.rnn = nn.LSTM(EMBED, HIDDEN, LAYERS, dropout=DROPOUT)
+        self.rnn = nn.LSTM(EMBED, HIDDEN, LAYERS, dropout=dropout)
         self.decoder = nn.Linear(HIDDEN, ntoken)
         nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
         nn.init.zeros_(self.decoder.bias)
@@ -93,7 +94,7 @@ class RNNModel(nn.Module):
         return self.decoder(self.drop(output)).log_softmax(-1), hidden  # (T, S, V)
 
 
-def plain_loop(steps: int, warmup: int) -> dict[str, float]:
+def plain_loop(steps: int, warmup: int, dropout: float) -> dict[str, float]:
     torch.manual_seed(0)
     root = Path(corpus_path("wikitext-2"))
     words = read_corpus(root / "train.txt.gz")
@@ -101,7 +102,7 @@ def plain_loop(steps: int, warmup: int) -> dict[str, float]:
     train = batchify(torch.tensor([index[w] for w in words]), BATCH)
     valid_ids = [index[w] for w in read_corpus(root / "valid.txt.gz")]
     valid = batchify(torch.tensor(valid_ids), EVAL_BATCH)
-    model, criterion = RNNModel(len(index)), nn.NLLLoss()
+    model, criterion = RNNModel(len(index), dropout), nn.NLLLoss()
     initial = [model.encoder.weight.sum().item(), model.decoder.weight.sum().item()]
 
     def zero_state(streams: int) -> tuple:
@@ -143,7 +144,7 @@ def plain_loop(steps: int, warmup: int) -> dict[str, float]:
     }
 
 
-def seqlab_run(steps: int, warmup: int) -> dict[str, float]:
+def seqlab_run(steps: int, warmup: int, dropout: float) -> dict[str, float]:
     from hydra import compose, initialize_config_dir
 
     from seqlab.train import train
@@ -156,6 +157,7 @@ def seqlab_run(steps: int, warmup: int) -> dict[str, float]:
                 overrides=[
                     f"paths.output_dir={run_dir}",
                     "experiment=wikitext2",
+                    f"model.dropout={dropout}",
                     "trainer.max_epochs=1",
                     f"+trainer.limit_train_batches={steps}",
                     "+trainer.num_sanity_val_steps=0",
@@ -176,6 +178,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fraction", type=float, default=0.25, help="of an epoch (0.25)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed first steps (20)")
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=DROPOUT,
+        help="0.2, the recipe's; 0: both sides deterministic, the same perplexity to rounding",
+    )
     args = parser.parse_args()
     epoch = math.ceil((2_088_628 // BATCH - 1) / BPTT)  # 2,984 batches
     steps = max(round(epoch * args.fraction), args.warmup + 1)
@@ -183,14 +191,15 @@ def main() -> None:
         raise SystemExit(f"error: --fraction {args.fraction}: expected 0 < fraction <= 1")
 
     started = time.perf_counter()
-    plain = plain_loop(steps, args.warmup)
+    plain = plain_loop(steps, args.warmup, args.dropout)
     plain_s = time.perf_counter() - started
     started = time.perf_counter()
-    ours = seqlab_run(steps, args.warmup)
+    ours = seqlab_run(steps, args.warmup, args.dropout)
     ours_s = time.perf_counter() - started
 
     print(
-        f"wikitext2 recipe: {steps:,} of {epoch:,} steps ({args.fraction:g} epoch), "
+        f"wikitext2 recipe, dropout {args.dropout:g}: {steps:,} of {epoch:,} steps "
+        f"({args.fraction:g} epoch), "
         f"{torch.get_num_threads()} torch threads, vocabulary {plain['vocab']:,}"
     )
     print(f"                       {'tokens/s':>10} {'val ppl':>10} {'wall s':>8}")

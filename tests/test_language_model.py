@@ -8,8 +8,10 @@ import math
 import random
 import re
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from conftest import QUIET
 from state_probe import StateProbe
@@ -318,3 +320,60 @@ def test_the_tied_recipe_trains_with_one_matrix_for_embedding_and_output(make_cf
 
     assert net.head[-1].weight is net.embedding.weight
     assert net.embedding.weight.shape == (33_278, 200)
+
+
+class LossTrace(pl.Callback):
+    losses: ClassVar[list[float]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        LossTrace.losses.append(outputs["loss"].item())
+
+
+def test_the_first_steps_equal_word_language_models_loop_loss_for_loss(make_cfg, word_corpus):
+    from torch import nn
+
+    from seqlab.data import CorpusDataModule
+
+    LossTrace.losses = []
+    recipe = ["model.embedding_dim=32", "model.hidden_size=32", "model.dropout=0.0"]
+    train(
+        make_cfg(
+            "experiment=wikitext2",
+            f"data.dir={word_corpus}",
+            "data.seq_len=7",
+            "data.batch_size=4",
+            *recipe,
+            "optimizer.lr=2",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=6",
+            "+callbacks.trace._target_=test_language_model.LossTrace",
+            bare=True,
+        )
+    )
+
+    # word_language_model's main.py: seq-first batches, repackage_hidden, clip, p -= lr * grad
+    torch.manual_seed(0)
+    ids = CorpusDataModule(dir=str(word_corpus), seq_len=7, batch_size=4).splits["train"].long()
+    streams = ids[: len(ids) // 4 * 4].view(4, -1).t()  # (N, 4)
+    vocab = int(ids.max()) + 1
+    encoder, rnn, decoder = nn.Embedding(vocab, 32), nn.LSTM(32, 32, 2), nn.Linear(32, vocab)
+    for weight in (encoder.weight, decoder.weight):
+        nn.init.uniform_(weight, -0.1, 0.1)
+    nn.init.zeros_(decoder.bias)
+    parameters = [*encoder.parameters(), *rnn.parameters(), *decoder.parameters()]
+    hidden, losses = None, []
+    for i in range(0, 6 * 7, 7):
+        data, targets = streams[i : i + 7], streams[i + 1 : i + 8]
+        hidden = None if hidden is None else tuple(h.detach() for h in hidden)
+        output, hidden = rnn(encoder(data), hidden)
+        loss = F.cross_entropy(decoder(output).reshape(-1, vocab), targets.reshape(-1))
+        for p in parameters:
+            p.grad = None
+        loss.backward()
+        nn.utils.clip_grad_norm_(parameters, 0.25)
+        with torch.no_grad():
+            for p in parameters:
+                p.add_(p.grad, alpha=-2)
+        losses.append(loss.item())
+
+    assert LossTrace.losses == pytest.approx(losses, rel=1e-5)

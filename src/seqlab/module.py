@@ -118,6 +118,7 @@ class SeqModule(pl.LightningModule):
         # seqlab.data.streams); None: a zero state
         self.train_state: State | None = None
         self.eval_state: State | None = None
+        self._base_lrs: list[float] | None = None  # a jittered step's lrs before scaling
         self.train_loss, self.train_acc = self._loss_and_accuracy()
         self.val_loss, self.val_acc = self._loss_and_accuracy()
         self.test_loss, self.test_acc = self._loss_and_accuracy()
@@ -175,7 +176,7 @@ class SeqModule(pl.LightningModule):
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
-        if getattr(self, "_base_lrs", None):
+        if self._base_lrs:
             for group, lr in zip(
                 self.trainer.optimizers[0].param_groups, self._base_lrs, strict=True
             ):
