@@ -231,13 +231,9 @@ class CorpusDataModule(SeqDataModule):
         return batch
 
     def _streams(self, split: str, streams: int, jitter: float = 0.0) -> DataLoader:
-        world_size = self.trainer.world_size if self.trainer else 1
-        ids = self.splits[split]
-        if world_size > 1:  # checked again now the number of ranks is known
-            sizes = {split: ("batch_size" if split == "train" else "eval_batch_size", streams)}
-            check_streams({split: len(ids)}, sizes, self.seq_len, world_size)
-        seed = torch.initial_seed()  # the run's seed: seed_everything ran before this module
-        return stream_loader(ids, streams, self.seq_len, self.trainer, jitter, seed)
+        # seeded by the run's seed: seed_everything ran before this module was built
+        ids, seed = self.splits[split], torch.initial_seed()
+        return stream_loader(ids, streams, self.seq_len, self.trainer, jitter, seed, split)
 
     def train_dataloader(self) -> DataLoader:
         if self.batching == "stream":

@@ -150,10 +150,14 @@ def stream_loader(
     trainer: Any | None,
     jitter: float = 0.0,
     seed: int = 0,
+    split: str = "train",
 ) -> StreamLoader:
     """The loader of this rank's streams of the split ``ids``, for ``trainer`` (or for one
-    process without one)."""
+    process without one). With several ranks the streams are checked again: each is shorter."""
     rank, world_size = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+    if world_size > 1:
+        key = "batch_size" if split == "train" else "eval_batch_size"
+        check_streams({split: len(ids)}, {split: (key, streams)}, seq_len, world_size)
     epoch = (lambda: trainer.current_epoch) if trainer else (lambda: 0)
     rows = rank_streams(ids, streams, rank, world_size)
     dataset = StreamBatches(rows, seq_len, jitter, seed, epoch)

@@ -302,12 +302,9 @@ class TextDataModule(SeqDataModule):
         return self.gather(batch) if isinstance(batch, WindowStarts) else batch
 
     def _streams(self, split: str, streams: int, jitter: float = 0.0) -> DataLoader:
-        ids = self.splits[split]
-        world_size = self.trainer.world_size if self.trainer else 1
-        if world_size > 1:  # checked again now the number of ranks is known
-            key = "batch_size" if split == "train" else "eval_batch_size"
-            check_streams({split: len(ids)}, {split: (key, streams)}, self.seq_len, world_size)
-        return stream_loader(ids, streams, self.seq_len, self.trainer, jitter, torch.initial_seed())
+        # seeded by the run's seed: seed_everything ran before this module was built
+        ids, seed = self.splits[split], torch.initial_seed()
+        return stream_loader(ids, streams, self.seq_len, self.trainer, jitter, seed, split)
 
     def val_dataloader(self) -> DataLoader:
         if self.batching == "stream":
