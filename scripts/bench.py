@@ -18,30 +18,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import ClassVar
 
-import pytorch_lightning as pl
-
+from seqlab.callbacks.step_timer import StepTimer
 from seqlab.corpora import corpus_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQ_LEN, BATCH, EMBED, HIDDEN, LAYERS, LR = 100, 32, 64, 256, 2, 2e-3
-
-
-class StepTimer(pl.Callback):
-    """Times the training steps (built by Hydra from `+callbacks.timer` inside seqlab's train)."""
-
-    marks: ClassVar[dict[str, float]] = {}  # class-level: the instance is built by train()
-    warmup = 0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if batch_idx == 0:
-            self.marks["first_step"] = time.perf_counter()
-        if batch_idx == self.warmup:
-            self.marks["timed_start"] = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.marks["timed_end"] = time.perf_counter()
 
 
 def plain_pytorch(corpus: Path, steps: int, warmup: int, device: str, precision: str) -> float:
@@ -78,7 +60,8 @@ def plain_pytorch(corpus: Path, steps: int, warmup: int, device: str, precision:
                 torch.cuda.synchronize()
             start = time.perf_counter()
         starts, scored_from = next(batches)  # gathered on the device, as seqlab does
-        x, y, _ = data.gather(WindowStarts(starts.to(device), scored_from.to(device)))
+        batch = data.gather(WindowStarts(starts.to(device), scored_from.to(device)))
+        x, y = batch.inputs, batch.targets
         x, y = x.long(), y.long()
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=autocast):
             logits = model(x)
@@ -122,7 +105,7 @@ def seqlab_run(
                     f"trainer.precision={precision}",
                     "+trainer.num_sanity_val_steps=0",
                     "+trainer.limit_val_batches=10",  # validation is not timed; keep it short
-                    "+callbacks.timer._target_=__main__.StepTimer",
+                    "+callbacks.timer._target_=seqlab.callbacks.step_timer.StepTimer",
                 ],
             )
         started = time.perf_counter()
