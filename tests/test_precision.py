@@ -1,0 +1,90 @@
+"""trainer.precision=bf16-mixed on the CPU: bf16 matrix products under autocast, float32 losses."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from seqlab.models import NetConfig, RecurrentNet
+from seqlab.train import train
+
+# the ops that run on the CPU's matrix units: oneDNN's fused LSTM layer, and the GEMMs that
+# nn.RNN's and nn.GRU's CPU kernels are made of
+MATRIX_OPS = ("mm", "addmm", "bmm", "linear", "mkldnn_rnn_layer")
+
+
+class MatrixDtypes(TorchDispatchMode):
+    """Counts the dtypes of the tensors every matrix op is called with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dtypes: Counter[torch.dtype] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in MATRIX_OPS:
+            self.dtypes.update(a.dtype for a in args if isinstance(a, torch.Tensor))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("encoding", ["onehot", "embedding"])
+def test_autocast_runs_every_cells_matrix_products_in_bf16(cell, encoding):
+    net = RecurrentNet(NetConfig(12, 12, cell=cell, encoding=encoding, num_layers=2))
+    tokens = torch.randint(12, (3, 7))
+
+    with torch.autocast("cpu", dtype=torch.bfloat16), MatrixDtypes() as seen:
+        scores, _ = net(tokens)
+    loss = torch.nn.functional.cross_entropy(scores.reshape(-1, 12).float(), tokens.reshape(-1))
+    loss.backward()
+
+    assert set(seen.dtypes) == {torch.bfloat16}, seen.dtypes
+    assert scores.dtype == torch.bfloat16
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in net.parameters())
+
+
+class StepDtypes(pl.Callback):
+    """The dtype of every training step's scores and loss, and of the weights the optimizer updates. Built
+    by Hydra inside ``train()``: the latest one is ``StepDtypes.latest``."""
+
+    latest: StepDtypes | None = None
+
+    def __init__(self) -> None:
+        self.losses: set[torch.dtype] = set()
+        self.weights: set[torch.dtype] = set()
+        self.scores: set[torch.dtype] = set()  # what the network's training forward returns
+        StepDtypes.latest = self
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        def record(net, inputs, output) -> None:
+            if net.training:
+                self.scores.add(output[0].dtype)
+
+        pl_module.net.register_forward_hook(record)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.add(outputs["loss"].dtype)
+        self.weights.update(p.dtype for p in pl_module.parameters())
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("encoding", ["onehot", "embedding"])
+def test_bf16_mixed_learns_the_charseq_lesson_with_float32_losses(make_cfg, cell, encoding):
+    cfg = make_cfg(
+        "experiment=charseq",
+        f"model={cell}",
+        f"model.encoding={encoding}",
+        "trainer.precision=bf16-mixed",
+        "trainer.accelerator=cpu",
+        "+callbacks.dtypes._target_=test_precision.StepDtypes",
+    )
+    result = train(cfg)
+    probe = StepDtypes.latest
+
+    assert probe.scores == {torch.bfloat16}  # autocast was on
+    assert probe.losses == {torch.float32}
+    assert probe.weights == {torch.float32}  # mixed: the master weights stay float32
+    assert [p.predicted == p.target for p in result.predictions] == [True]
