@@ -47,8 +47,8 @@ def test_autocast_runs_every_cells_matrix_products_in_bf16(cell, encoding):
 
 
 class StepDtypes(pl.Callback):
-    """The dtype of every training step's scores and loss, and of the weights the optimizer updates. Built
-    by Hydra inside ``train()``: the latest one is ``StepDtypes.latest``."""
+    """The dtypes of the training steps' scores and losses and of the weights the optimizer
+    updates. Built by Hydra inside ``train()``: the latest one is ``StepDtypes.latest``."""
 
     latest: StepDtypes | None = None
 
