@@ -154,6 +154,29 @@ def test_a_bad_file_is_the_same_one_line_whether_streamed_or_read_whole(tmp_path
     assert _folders(tmp_path / "c") == []
 
 
+@pytest.mark.parametrize(
+    "level, valid, reason",
+    [
+        ("word", " \n\t\n", "valid.txt holds no text"),
+        ("word", "the zebra 🙂\n", "valid.txt has the word 'zebra', which"),
+        ("char", "the zebra 🙂\n", "valid.txt has the character 'b', which"),
+    ],
+    ids=["no text", "an unseen word", "an unseen character"],
+)
+def test_a_bad_split_is_the_same_one_line_whether_cached_or_not(tmp_path, level, valid, reason):
+    root = _corpus(tmp_path / "c", train="the cat sat on the mat\n" * 5)
+    _write(Path(root) / "valid.txt", valid)
+    errors = []
+    for cache in (False, True):
+        with pytest.raises(SettingError) as raised:
+            CorpusDataModule(dir=root, level=level, cache=cache, cache_dir=str(tmp_path / "x"))
+        errors.append(str(raised.value))
+
+    assert errors[0] == errors[1]
+    assert reason in errors[0]
+    assert _folders(tmp_path / "x") == []
+
+
 def test_a_given_vocabulary_order_is_the_cached_order(tmp_path):
     path = str(_write(tmp_path / "corpus.txt", "hihello" * 10))
     order = ["h", "i", "e", "l", "o"]

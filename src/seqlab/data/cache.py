@@ -51,7 +51,6 @@ FORMAT = 1  # of the folder and of the tokenisation rules: a change makes every 
 # disk): from here on reading and encoding take seconds at every start, and the text held as a
 # Python string, its bytes and its ids take several times the file in memory
 AUTO_BYTES = 64 * 2**20
-LEVELS = ("char", "word")  # word: corpus.words' rule, <eos> at every line end
 # batches read between two drops of the mapped pages from resident memory: a fault maps a whole
 # folio of the page cache (0.3 to 2 MB a random window on Linux 6.18), so one batch of 32 random
 # windows maps 10 to 60 MB; a drop costs about 70 us
@@ -165,7 +164,8 @@ class TokenMap:
             self._map.madvise(DONTNEED)
 
     def batch_read(self) -> None:
-        """Called once a batch: resident memory holds the pages of the last few batches only."""
+        """Called once a batch: resident memory holds the pages of the last TRIM_EVERY batches
+        only, whatever the share of the corpus read so far."""
         self._batches += 1
         if self._batches % TRIM_EVERY == 0:
             self.trim()
@@ -193,6 +193,7 @@ def cached_tokens(
     """The token map of ``files`` (their names as the user gave them: the setting ``setting``'s
     value in errors), built if no complete one has the same files and ``settings``.
 
+    ``level`` is ``char`` or ``word`` (``corpus.words``' rule: ``<eos>`` at every line end).
     ``vocabulary`` turns the files' counts into the vocabulary, refusing what the DataModule's
     rules refuse; its errors stop the build before the second pass.
     """
@@ -248,7 +249,7 @@ def _build(
     needed, free = total * vocab.np_dtype.itemsize, shutil.disk_usage(folder).free
     if needed > free:  # said now, not as a write failing minutes later
         reason = f"the token file needs {needed / 2**20:,.0f} MiB, {free / 2**20:,.0f} MiB are free"
-        raise SettingError("cache_dir", cache_dir if cache_dir else _default(), reason)
+        raise SettingError("cache_dir", _shown(cache_dir), reason)
     header = {"descr": np.lib.format.dtype_to_descr(vocab.np_dtype), "fortran_order": False}
     with (folder / "tokens.npy").open("wb") as out:
         np.lib.format.write_array_header_1_0(out, {**header, "shape": (total,)})
@@ -293,7 +294,7 @@ def _locked(folder: Path, cache_dir: str | None) -> Iterator[None]:
     """Holds ``<folder>.lock``: one process builds a folder, the others wait for it."""
     root = folder.parent
     if root.exists() and not root.is_dir():
-        raise SettingError("cache_dir", cache_dir, "it is a file, not a folder")
+        raise SettingError("cache_dir", _shown(cache_dir), "it is a file, not a folder")
     _writing(cache_dir, root.mkdir, parents=True, exist_ok=True)
     with _writing(cache_dir, open, root / f"{folder.name}.lock", "a") as lock:
         try:
@@ -309,6 +310,10 @@ def _writing(cache_dir: str | None, action: Callable[..., Any], *args: Any, **kw
     try:
         return action(*args, **kwargs)
     except OSError as err:
-        where = cache_dir if cache_dir is not None else _default()
         reason = f"cannot be written ({err.strerror or err})"
-        raise SettingError("cache_dir", where, reason) from None
+        raise SettingError("cache_dir", _shown(cache_dir), reason) from None
+
+
+def _shown(cache_dir: str | None) -> str:
+    """``cache_dir`` as an error names it: null is the folder it stands for."""
+    return cache_dir if cache_dir is not None else _default()

@@ -64,7 +64,7 @@ class Piece(NamedTuple):
     ends_file_line: bool = False
 
 
-class _NoDigest:
+class _NoDigest:  # a pass that does not hash (the second one: the first did)
     def update(self, data: bytes) -> None:
         pass
 
