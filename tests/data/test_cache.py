@@ -366,6 +366,21 @@ def test_splits_windows_and_streams_are_views_of_the_map(tmp_path):
     assert torch.equal(data.corpus, before)
 
 
+def test_a_copy_to_a_device_is_made_a_slice_at_a_time_dropping_pages_after_each(
+    tmp_path, monkeypatch
+):
+    path = str(_write(tmp_path / "corpus.txt", TRICKY * 3))
+    data = TextDataModule(path=path, seq_len=8, cache=True, cache_dir=str(tmp_path / "c"))
+    trims = []
+    monkeypatch.setattr(cache_module, "COPY_TOKENS", 100)
+    monkeypatch.setattr(data.tokens, "trim", lambda: trims.append(1))
+
+    copy = data.tokens.to(torch.device("meta"))  # a device without memory: any but the CPU
+
+    assert copy.shape == data.corpus.shape and copy.dtype == data.corpus.dtype
+    assert len(trims) == -(-len(data.corpus) // 100)
+
+
 def test_a_file_of_the_automatic_size_is_cached_and_a_smaller_one_is_not(tmp_path, monkeypatch):
     monkeypatch.setattr(cache_module, "AUTO_BYTES", 1000)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
