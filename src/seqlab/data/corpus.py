@@ -25,16 +25,11 @@ from seqlab.data.base import (
     already_collated,
     fingerprint,
 )
+from seqlab.data.cache import Counts, TokenMap, cached_tokens, uses_cache
+from seqlab.data.files import read_text
 from seqlab.data.streams import check_streams, stream_loader
-from seqlab.data.text import (
-    RandomWindows,
-    StepSeeds,
-    Windows,
-    WindowStarts,
-    gather_windows,
-    read_text,
-)
-from seqlab.data.vocab import EOS, UNK, Vocab
+from seqlab.data.text import RandomWindows, StepSeeds, Windows, WindowStarts, gather_windows
+from seqlab.data.vocab import EOS, UNK, Vocab, count_chars
 from seqlab.errors import SettingError, check_at_least, check_choice, check_positive
 
 log = logging.getLogger(__name__)
@@ -79,17 +74,46 @@ def words(text: str) -> Iterator[str]:
         yield EOS
 
 
-def word_vocab(train: str, unknown: str) -> Vocab:
-    """The training split's words, most frequent first (ties: first seen first).
+def word_vocab(counts: Counter[str], unknown: str) -> Vocab:
+    """The training split's words (``counts``: ``Counter(words(train))``), most frequent first
+    (ties: first seen first).
 
     A corpus that writes ``<unk>`` keeps it as a word like any other; with ``unknown=unk`` a
     corpus without one gets it, last, for the words of valid and test it does not have.
     """
-    counts = Counter(words(train))
     tokens = sorted(counts, key=lambda word: -counts[word])  # stable: ties keep first-seen order
     if unknown == "unk" and UNK not in counts:
         tokens.append(UNK)
     return Vocab(tokens, level="word")
+
+
+def corpus_vocab(
+    directory: str, files: dict[str, Path], counts: list[Counts], level: str, unknown: str
+) -> Vocab:
+    """The vocabulary of the training split, from every split's counts: a split without text,
+    or with a token the training split lacks (``unknown=error``), is a ``SettingError``."""
+    for file, counted in zip(files.values(), counts, strict=True):
+        if not counted.has_text:
+            raise SettingError("dir", directory, f"{file.name} holds no text")
+    train = counts[0].tokens
+    if level == "word":
+        vocab = word_vocab(train, unknown)
+    else:
+        vocab = Vocab.from_counts(train, specials=[UNK] if unknown == "unk" else [])
+    for file, counted in zip(list(files.values())[1:], counts[1:], strict=True):
+        unseen = [token for token in counted.tokens if token not in vocab.index]
+        if unseen and unknown == "error":
+            # the first such word of the file; of characters, the first in code point order
+            what = f"word {unseen[0]!r}" if level == "word" else f"character {min(unseen)!r}"
+            raise SettingError("dir", directory, _unseen(file, what))
+    return vocab
+
+
+def _unseen(file: Path, what: str) -> str:
+    return (
+        f"{file.name} has the {what}, which the training split does not: "
+        "data.unknown=unk reads such tokens as <unk>"
+    )
 
 
 class CorpusDataModule(SeqDataModule):
@@ -116,6 +140,8 @@ class CorpusDataModule(SeqDataModule):
         eval_batch_size: int = 10,
         seq_len_jitter: float = 0.0,
         steps_per_epoch: int | None = None,
+        cache: bool | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -136,19 +162,33 @@ class CorpusDataModule(SeqDataModule):
         self.collate = already_collated
 
         files = split_files(dir)
-        texts = {split: self._read(dir, file) for split, file in files.items()}
-        if level == "word":
-            self.vocab = word_vocab(texts["train"], unknown)
-        else:
-            self.vocab = Vocab.from_texts(
-                [texts["train"]], specials=[UNK] if unknown == "unk" else []
+        self.tokens: TokenMap | None = None  # the cached token file (data.cache), if read so
+        if uses_cache(cache, cache_dir, list(files.values())):
+            self.tokens = cached_tokens(
+                {str(file): file for file in files.values()},
+                "dir",
+                level,
+                {"unknown": unknown},
+                lambda counts: corpus_vocab(dir, files, counts, level, unknown),
+                cache_dir,
             )
+            self.vocab, corpus, lengths = self.tokens.vocab, self.tokens.ids, self.tokens.lengths
+            self.data_files.update(
+                zip(map(str, files.values()), self.tokens.fingerprints, strict=True)
+            )
+        else:
+            texts = [self._read(dir, file) for file in files.values()]
+            counted = [_counts(text, level) for text in texts]
+            self.vocab = corpus_vocab(dir, files, counted, level, unknown)
+            ids = [self._encode(text, unknown) for text in texts]
+            corpus, lengths = torch.cat(ids), [len(i) for i in ids]
         self.class_names = list(self.vocab.tokens)
-        ids = {
-            split: self._encode(dir, files[split], text, unknown) for split, text in texts.items()
-        }
-        self.splits = {"train": ids["train"], "val": ids["valid"], "test": ids.get("test")}
-        counts = ", ".join(f"{files[s].name} {len(i):,}" for s, i in ids.items())
+        # one tensor for all splits, each a view of it: a window is a position in it
+        self.corpus, self.starts = corpus, np.cumsum([0, *lengths]).tolist()
+        views = [corpus[a:b] for a, b in zip(self.starts, self.starts[1:], strict=False)]
+        named = dict(zip(files, views, strict=True))
+        self.splits = {"train": named["train"], "val": named["valid"], "test": named.get("test")}
+        counts = ", ".join(f"{files[s].name} {len(i):,}" for s, i in named.items())
         log.info(
             "data.dir=%s: %s %ss, vocabulary %s",
             dir,
@@ -176,43 +216,25 @@ class CorpusDataModule(SeqDataModule):
         return self.splits["test"] is not None
 
     def _read(self, directory: str, file: Path) -> str:
+        # each file checked as it is read: a later file's error waits for an earlier one's
         text = read_text(str(file), "dir")
         self.data_files[str(file)] = fingerprint(file)
         if not text.strip():
             raise SettingError("dir", directory, f"{file.name} holds no text")
         return text
 
-    def _encode(self, directory: str, file: Path, text: str, unknown: str) -> torch.Tensor:
+    def _encode(self, text: str, unknown: str) -> torch.Tensor:
+        # every token is known, or unknown=unk: corpus_vocab refused the rest
         if self.level == "char":
-            policy = "unk" if unknown == "unk" else "error"
-            try:
-                return self.vocab.encode(text, unknown=policy)
-            except ValueError:
-                missing = self.vocab.unknown_tokens(text)
-                unseen = f"character {missing[0]!r}"
-                raise SettingError("dir", directory, self._unseen(file, unseen)) from None
+            return self.vocab.encode(text, unknown="unk" if unknown == "unk" else "error")
         index = self.vocab.index
         ids = np.fromiter((index.get(w, -1) for w in words(text)), dtype=np.int64)
-        if (ids < 0).any():
-            if unknown == "unk":
-                ids[ids < 0] = index[UNK]
-            else:
-                first = next(w for w in words(text) if w not in index)
-                raise SettingError("dir", directory, self._unseen(file, f"word {first!r}"))
+        ids[ids < 0] = index.get(UNK, -1)
         return torch.from_numpy(ids).to(self.vocab.dtype)
 
-    @staticmethod
-    def _unseen(file: Path, what: str) -> str:
-        return (
-            f"{file.name} has the {what}, which the training split does not: "
-            "data.unknown=unk reads such tokens as <unk>"
-        )
-
     def _windows(self, steps_per_epoch: int | None) -> None:
-        # one tensor for all splits: a window is a position in it, gathered on the batch's device
-        parts = [i for i in self.splits.values() if i is not None]
-        self.corpus = torch.cat(parts)
-        starts = np.cumsum([0, *map(len, parts)])
+        # a window is a position in the corpus, gathered on the batch's device
+        starts = self.starts
         train, val, test = self.splits["train"], self.splits["val"], self.splits["test"]
         self.steps_per_epoch = steps_per_epoch or max(
             len(train) // (self.batch_size * self.seq_len), 1
@@ -226,8 +248,11 @@ class CorpusDataModule(SeqDataModule):
         self._corpus_on: dict[torch.device, torch.Tensor] = {}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Batch:
+        if self.tokens is not None:
+            self.tokens.batch_read()
         if isinstance(batch, WindowStarts):
-            return gather_windows(self.corpus, self._corpus_on, batch, self.seq_len)
+            corpus, copies = self.corpus, self._corpus_on
+            return gather_windows(corpus, copies, batch, self.seq_len, self.tokens)
         return batch
 
     def _streams(self, split: str, streams: int, jitter: float = 0.0) -> DataLoader:
@@ -252,3 +277,11 @@ class CorpusDataModule(SeqDataModule):
         if self.batching == "stream":
             return self._streams("test", self.eval_batch_size)
         return super().test_dataloader()
+
+
+def _counts(text: str, level: str) -> Counts:
+    """A split's tokens counted in memory, as the cache counts them streaming."""
+    if level == "char":
+        return Counts(count_chars([text]), len(text), bool(text.strip()))
+    tokens = Counter(words(text))
+    return Counts(tokens, sum(tokens.values()), bool(text.strip()))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,8 +22,11 @@ from seqlab.data.base import (
     check_loading,
     fingerprint,
 )
+from seqlab.data.cache import Counts, TokenMap, cached_tokens, uses_cache
+from seqlab.data.files import read_bytes as read_bytes  # importable from here, as before
+from seqlab.data.files import read_text
 from seqlab.data.streams import check_streams, stream_loader
-from seqlab.data.vocab import UNK, Vocab
+from seqlab.data.vocab import UNK, Vocab, count_chars
 from seqlab.errors import SettingError, check_at_least, check_choice, check_positive
 
 SAMPLE_CHARS = 200  # characters of the shown sample: enough to read, cheap to predict each epoch
@@ -79,53 +80,19 @@ class Windows(Dataset):
         return WindowStarts(self.offset + index * self.stride, scored_from)
 
 
-GZIP_MAGIC = b"\x1f\x8b"
-
-
-def read_bytes(file: Path) -> bytes:
-    """The bytes of ``file``, decompressed where it is gzip; a damaged gzip file raises
-    ``ValueError`` saying so in one line."""
-    raw = file.read_bytes()
-    # gzip is told by its first two bytes, not by the name, so a renamed file still reads; no
-    # UTF-8 text can start with them (0x8b never begins a UTF-8 character), so no text is taken
-    # for gzip
-    if not raw.startswith(GZIP_MAGIC):
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as err:  # a bad header or CRC, cut short, bad data
-        raise ValueError(f"a corrupt or truncated gzip file ({err})") from None
-
-
-def read_text(path: str, key: str = "path") -> str:
-    """The UTF-8 text of ``path``, plain or gzip-compressed; a missing, empty, damaged or
-    non-UTF-8 file is a ``SettingError`` naming the setting ``key``."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise SettingError(key, path, "no such file")
-    try:
-        raw = read_bytes(file)
-    except ValueError as err:
-        raise SettingError(key, path, str(err)) from None
-    if not raw:
-        raise SettingError(key, path, "the file is empty")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise SettingError(key, path, f"not UTF-8 text (byte {err.start})") from None
-
-
 def gather_windows(
     corpus: torch.Tensor,
     copies: dict[torch.device, torch.Tensor],
     refs: WindowStarts,
     seq_len: int,
+    tokens: TokenMap | None = None,
 ) -> Batch:
     """The windows of ``seq_len`` at ``refs``, gathered from the copy of ``corpus`` on their
-    device (made once, kept in ``copies``: e.g. 100 MB to the GPU)."""
+    device (made once, kept in ``copies``: e.g. 100 MB to the GPU). ``tokens``: the cached map
+    that ``corpus`` is, copied without making all of it resident."""
     device = refs.starts.device
     if device not in copies:
-        copies[device] = corpus.to(device)
+        copies[device] = corpus.to(device) if tokens is None else tokens.to(device)
     steps = torch.arange(seq_len + 1, device=device)
     windows = copies[device][refs.starts[:, None] + steps]  # (B, T + 1)
     unscored = steps[:-1] < refs.scored_from[:, None]  # (B, T); no host sync on a GPU
@@ -176,7 +143,9 @@ class TextDataModule(SeqDataModule):
     every character kept, and ``<unk>`` where it is used, exactly once; by default specials
     come first, then the characters sorted. The text is encoded once, in one vectorised pass,
     into a tensor of the smallest integer type that holds the vocabulary; windows are views
-    into it.
+    into it. With ``cache`` (null: for a file of ``AUTO_BYTES`` or more) that tensor is a token
+    file in ``cache_dir``, encoded once, streaming, and mapped by later runs
+    (:mod:`seqlab.data.cache`).
     """
 
     task = NEXT_TOKEN
@@ -199,18 +168,14 @@ class TextDataModule(SeqDataModule):
         batching: str = "windows",
         eval_batch_size: int = 10,
         seq_len_jitter: float = 0.0,
+        cache: bool | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         # Lightning logs these beside the model's hparams and refuses a key with two values:
         # the model's `vocab` already shows the order, and spec() keeps it for a rebuild
         self.save_hyperparameters(ignore=["vocab"])
         self.collate = already_collated
-        if path is not None:
-            text = read_text(path)
-            self.data_files[path] = fingerprint(path)
-        name, value = ("text", text) if path is None else ("path", path)
-        if not text or len(text) < 2:
-            raise SettingError(name, value, "expected a text of at least 2 characters")
         check_choice("sampling", sampling, SAMPLINGS)
         check_choice("batching", batching, BATCHINGS)
         check_positive("eval_batch_size", eval_batch_size)
@@ -226,26 +191,43 @@ class TextDataModule(SeqDataModule):
             check_positive("steps_per_epoch", steps_per_epoch)
         if min_char_count < 1:
             raise SettingError("min_char_count", min_char_count, "expected a whole number >= 1")
+        rare = min_char_count > 1 or max_vocab is not None  # only then is <unk> needed
+        if max_vocab is not None and max_vocab < 2 + rare:
+            raise SettingError("max_vocab", max_vocab, f"expected at least {2 + rare}")
+        if path is not None:  # before a file of any size is read
+            _check_fractions(val_fraction, test_fraction)
         self.batch_size, self.num_workers, self.sampling = batch_size, num_workers, sampling
         self.batching, self.eval_batch_size = batching, eval_batch_size
         self.seq_len_jitter = seq_len_jitter
 
-        rare = min_char_count > 1 or max_vocab is not None  # only then is <unk> needed
-        if max_vocab is not None and max_vocab < 2 + rare:
-            raise SettingError("max_vocab", max_vocab, f"expected at least {2 + rare}")
-        self.vocab = Vocab.from_texts(
-            [text], specials=[UNK] if rare else [], min_count=min_char_count, max_size=max_vocab
-        )
-        if len(self.vocab) < 2:  # one class: nothing to predict, and accuracy is undefined
-            only = ", ".join(map(repr, self.vocab.tokens))
-            reason = f"its vocabulary is {only} only: next-character prediction needs two or more"
-            if rare:
-                reason += f" (min_char_count={min_char_count} makes the rest <unk>)"
-            raise SettingError(name, value if path else text[:40], reason)
-        self.order = None if vocab is None else _check_order(vocab, self.vocab.tokens)
-        if self.order is not None:
-            self.vocab = Vocab(self.order)
-        ids = self.vocab.encode(text, unknown="unk")  # the whole text, once
+        # the vocabulary from the characters' counts, checked (SettingErrors name the text)
+        rules = {"min_char_count": min_char_count, "max_vocab": max_vocab, "vocab": vocab}
+        self.tokens: TokenMap | None = None  # the cached token file (data.cache), if read so
+        file = None if path is None else Path(path).expanduser()
+        if file is not None and uses_cache(cache, cache_dir, [file]):
+            self.tokens = cached_tokens(
+                {path: file},
+                "path",
+                "char",
+                rules,
+                lambda counts: char_vocab(counts[0], "path", path, **rules),
+                cache_dir,
+            )
+            self.vocab, ids = self.tokens.vocab, self.tokens.ids  # a view of the map
+            self.data_files[path] = self.tokens.fingerprints[0]
+        else:
+            if path is None and cache:
+                raise SettingError("cache", cache, "applies to a file (path), not to text")
+            if path is not None:
+                text = read_text(path)
+                self.data_files[path] = fingerprint(path)
+            if not text:
+                raise SettingError("text", text, "expected a text of at least 2 characters")
+            counts = Counts(count_chars([text]), len(text), has_text=True)
+            name, value = ("text", text) if path is None else ("path", path)
+            self.vocab = char_vocab(counts, name, value, **rules)
+            ids = self.vocab.encode(text, unknown="unk")  # the whole text, once
+        self.order = None if vocab is None else list(vocab)
         self.class_names = list(self.vocab.tokens)
 
         self.corpus = ids
@@ -263,12 +245,12 @@ class TextDataModule(SeqDataModule):
 
         self.splits = {"train": train, "val": val, "test": test}
         if batching == "stream":
-            tokens = {s: len(ids) for s, ids in self.splits.items() if ids is not None}
+            lengths = {s: len(ids) for s, ids in self.splits.items() if ids is not None}
             sizes = {
                 "train": ("batch_size", batch_size),
                 "val": ("eval_batch_size", eval_batch_size),
             }
-            check_streams(tokens, sizes | {"test": sizes["val"]}, self.seq_len)
+            check_streams(lengths, sizes | {"test": sizes["val"]}, self.seq_len)
 
         at_train, at_val, at_test = starts
         if sampling == "random":
@@ -296,9 +278,11 @@ class TextDataModule(SeqDataModule):
 
     def gather(self, refs: WindowStarts) -> Batch:
         """The windows at ``refs``, gathered from a copy of the corpus on their device."""
-        return gather_windows(self.corpus, self._corpus_on, refs, self.seq_len)
+        return gather_windows(self.corpus, self._corpus_on, refs, self.seq_len, self.tokens)
 
     def on_after_batch_transfer(self, batch: WindowStarts | Batch, dataloader_idx: int) -> Batch:
+        if self.tokens is not None:
+            self.tokens.batch_read()
         return self.gather(batch) if isinstance(batch, WindowStarts) else batch
 
     def _streams(self, split: str, streams: int, jitter: float = 0.0) -> DataLoader:
@@ -365,16 +349,43 @@ def _listed(tokens: list[str]) -> str:
     return ", ".join(map(repr, tokens))
 
 
-def _split(
-    ids: torch.Tensor, val_fraction: float, test_fraction: float
-) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None], tuple[int, int, int]]:
-    """Contiguous train / val / test views of ``ids`` and where each starts: no window crosses
-    from one into another."""
+def char_vocab(
+    counts: Counts,
+    name: str,
+    value: Any,
+    min_char_count: int,
+    max_vocab: int | None,
+    vocab: list[str] | None,
+) -> Vocab:
+    """The vocabulary of a text from its characters' counts; a text of one character, or one
+    whose vocabulary would be one token, is a ``SettingError`` naming ``name``."""
+    if counts.total < 2:
+        raise SettingError(name, value, "expected a text of at least 2 characters")
+    rare = min_char_count > 1 or max_vocab is not None
+    specials = [UNK] if rare else []
+    found = Vocab.from_counts(counts.tokens, specials, min_count=min_char_count, max_size=max_vocab)
+    if len(found) < 2:  # one class: nothing to predict, and accuracy is undefined
+        only = ", ".join(map(repr, found.tokens))
+        reason = f"its vocabulary is {only} only: next-character prediction needs two or more"
+        if rare:
+            reason += f" (min_char_count={min_char_count} makes the rest <unk>)"
+        raise SettingError(name, value if name == "path" else value[:40], reason)
+    return found if vocab is None else Vocab(_check_order(vocab, found.tokens))
+
+
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
     if not 0 < val_fraction < 1:
         raise SettingError("val_fraction", val_fraction, "expected 0 < val_fraction < 1")
     if not 0 <= test_fraction < 1 - val_fraction:
         limit = f"{1 - val_fraction:g}"
         raise SettingError("test_fraction", test_fraction, f"expected 0 <= test_fraction < {limit}")
+
+
+def _split(
+    ids: torch.Tensor, val_fraction: float, test_fraction: float
+) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None], tuple[int, int, int]]:
+    """Contiguous train / val / test views of ``ids`` and where each starts: no window crosses
+    from one into another."""
     n = len(ids)
     n_test = int(n * test_fraction)
     n_val = max(int(n * val_fraction), 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,20 @@ class Vocab:
     ) -> Vocab:
         """The tokens of ``texts`` seen at least ``min_count`` times, at most ``max_size`` in all
         (the most frequent kept; specials count), sorted after the specials."""
-        counts = _count_chars(texts) if level == "char" else _count_words(texts, lowercase)
+        counts = count_chars(texts) if level == "char" else _count_words(texts, lowercase)
+        return cls.from_counts(counts, specials, level, lowercase, min_count, max_size)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts: Mapping[str, int],
+        specials: Sequence[str] = (),
+        level: str = "char",
+        lowercase: bool = False,
+        min_count: int = 1,
+        max_size: int | None = None,
+    ) -> Vocab:
+        """:meth:`from_texts` from the texts' token counts (a corpus counted as it streams)."""
         kept = [token for token, n in counts.items() if n >= min_count and token not in specials]
         if max_size is not None:
             kept.sort(key=lambda token: (-counts[token], token))  # ties: a fixed order
@@ -101,6 +114,11 @@ class Vocab:
         if len(self) <= 256:
             return torch.uint8
         return torch.int16 if len(self) <= 32768 else torch.int32
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        """:attr:`dtype` as numpy's: the dtype of a token file (see ``data.cache``)."""
+        return np.dtype(_NUMPY_DTYPES[self.dtype])
 
     @property
     def unit(self) -> str:
@@ -167,7 +185,7 @@ class Vocab:
         return ("" if self.level == "char" else " ").join(self.tokens[i] for i in ids)
 
 
-def _count_chars(texts: Iterable[str]) -> Counter[str]:
+def count_chars(texts: Iterable[str]) -> Counter[str]:
     # one bincount per chunk of code points: linear and vectorised, even for 100 MB
     totals = np.zeros(0, dtype=np.int64)
     for text in texts:
