@@ -89,7 +89,7 @@ def word_vocab(train: str, unknown: str) -> Vocab:
     tokens = sorted(counts, key=lambda word: -counts[word])  # stable: ties keep first-seen order
     if unknown == "unk" and UNK not in counts:
         tokens.append(UNK)
-    return Vocab(tokens, level="word")
+    return Vocab(tokens, level="word", by_count=True)
 
 
 class CorpusDataModule(SeqDataModule):
