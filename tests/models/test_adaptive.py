@@ -72,7 +72,31 @@ def test_the_scores_are_every_words_log_probability_and_agree_with_loss_and_pred
     nll = F.cross_entropy(scores.reshape(-1, 5), targets.reshape(-1))  # perplexity's way
     assert loss.item() == pytest.approx(nll.item(), rel=1e-6)
     assert torch.equal(net.predict(features), scores.argmax(-1))
-    assert torch.equal(predicted, scores.argmax(-1).reshape(-1))
+    best = scores.argmax(-1).reshape(-1)
+    assert torch.equal(predicted == targets.reshape(-1), best == targets.reshape(-1))
+
+
+def test_accuracy_counts_the_rows_whose_target_is_the_most_likely_word():
+    """Without every word's log-probability: the rows the head alone decides and those whose
+    clusters are scored agree with the full distribution's argmax."""
+    torch.manual_seed(0)
+    config = NetConfig(40, 40, by_count=True, head="adaptive", cutoffs=[3, 10, 25], div_value=2)
+    head = RecurrentNet(config).head.eval()
+    scales = torch.tensor([0.1, 3.0, 10.0]).repeat(1000)[:, None]  # flat to peaked
+    features = torch.randn(3000, config.features) * scales
+    log_p = head.log_prob(features)
+    best = log_p.argmax(-1)
+    # the most likely word as the target of a third of the rows: every kind of hit happens
+    targets = torch.where(torch.rand(3000) < 0.3, best, torch.randint(0, 40, (3000,)))
+
+    hits = head.hits(features, targets)
+
+    assert torch.equal(hits, best == targets)
+    cluster = (targets[:, None] >= torch.tensor([3, 10, 25])).sum(1)  # 0: the shortlist
+    assert all((hits & (cluster == c)).any() for c in range(4))
+    # the shortlist's best word, yet a cluster holds a more likely one
+    beaten = (cluster == 0) & (log_p[:, :3].argmax(-1) == targets) & ~hits
+    assert beaten.any()
 
 
 def test_the_loss_trains_the_head_and_the_clusters():

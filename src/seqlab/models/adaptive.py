@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 DIV_VALUE = 4.0  # torch's: each cluster's projection 4 times narrower than the one before
 
@@ -61,17 +62,52 @@ class AdaptiveHead(nn.Module):
     def loss(
         self, features: torch.Tensor, targets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mean negative log-likelihood of ``targets`` and the predicted ids.
+        """The mean negative log-likelihood of ``targets``, and what accuracy reads.
 
         features: (N, F); targets: (N,) ids, every one scored (the adaptive softmax has no
-        ignore_index: the caller leaves unscored rows out). The predictions (N,) carry no
-        gradient: for accuracy only. They cost one more pass of the head layer, and the
-        clusters for the rows whose most likely head entry is a cluster.
+        ignore_index: the caller leaves unscored rows out). The second result (N,), without
+        gradient, is the target where it is the most likely word (:meth:`hits`) and another
+        word where it is not: accuracy counts it as it counts the full softmax's argmax, but
+        the most likely word itself is never looked for.
         """
         loss = self.softmax(features, targets).loss
-        with torch.no_grad():
-            predicted = self.softmax.predict(features.detach())
-        return loss, predicted
+        hit = self.hits(features.detach(), targets)
+        return loss, torch.where(hit, targets, (targets + 1) % self.softmax.n_classes)
+
+    @torch.no_grad()
+    def hits(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(N,) True where the target is the most likely word (ties aside).
+
+        ``predict`` scores every cluster for each row whose most likely head entry is a
+        cluster, which is most rows of a young model (a cluster of 20,000 rare words is more
+        likely than any one word): as costly as the loss itself. Here a word of a cluster is
+        never more likely than its cluster's head entry, so the head alone decides most rows
+        (a shortlist word beats the target); a cluster is scored only for the rows whose
+        target it could beat.
+        """
+        softmax, short = self.softmax, self.softmax.shortlist_size
+        log_head = F.log_softmax(softmax.head(features), dim=1)  # (N, shortlist + clusters)
+        starts = targets.new_tensor(softmax.cutoffs[:-1])  # where each cluster's ids start
+        cluster = (targets[:, None] >= starts).sum(1) - 1  # (N,): -1 in the shortlist
+        column = torch.where(cluster < 0, targets, short + cluster)  # the target's head entry
+        # the target's log-probability; for a cluster's word, its cluster's: an upper bound
+        log_p = log_head.gather(1, column[:, None]).squeeze(1)
+        best, best_word = log_head[:, :short].max(1)  # the most likely shortlist word
+        alive = torch.where(cluster < 0, best_word == targets, best < log_p)
+        for c, lo in enumerate(softmax.cutoffs[:-1]):  # a cluster's target: the best in it?
+            rows = (alive & (cluster == c)).nonzero().squeeze(1)
+            if len(rows):
+                log_tail = F.log_softmax(softmax.tail[c](features[rows]), dim=1)
+                inside = targets[rows] - lo
+                log_p[rows] += log_tail.gather(1, inside[:, None]).squeeze(1)
+                alive[rows] &= (log_tail.argmax(1) == inside) & (best[rows] < log_p[rows])
+        for c in range(softmax.n_clusters):  # another cluster's best word beats the target?
+            rows = (alive & (cluster != c) & (log_head[:, short + c] > log_p)).nonzero().squeeze(1)
+            if len(rows):
+                log_tail = F.log_softmax(softmax.tail[c](features[rows]), dim=1)
+                rival = log_head[rows, short + c] + log_tail.max(1).values
+                alive[rows] &= rival <= log_p[rows]
+        return alive
 
     def log_prob(self, features: torch.Tensor) -> torch.Tensor:
         """(..., V) log-probabilities of every word: each cluster is scored for every row."""
