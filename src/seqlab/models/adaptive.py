@@ -80,10 +80,10 @@ class AdaptiveHead(nn.Module):
 
         ``predict`` scores every cluster for each row whose most likely head entry is a
         cluster, which is most rows of a young model (a cluster of 20,000 rare words is more
-        likely than any one word): as costly as the loss itself. Here a word of a cluster is
-        never more likely than its cluster's head entry, so the head alone decides most rows
-        (a shortlist word beats the target); a cluster is scored only for the rows whose
-        target it could beat.
+        likely than any one word): several times the cost of the loss, on every training
+        step. Here a word of a cluster is never more likely than its cluster's head entry, so
+        the head alone decides most rows (a shortlist word beats the target); a cluster is
+        scored only for the rows whose target it could beat.
         """
         softmax, short = self.softmax, self.softmax.shortlist_size
         log_head = F.log_softmax(softmax.head(features), dim=1)  # (N, shortlist + clusters)
@@ -115,6 +115,7 @@ class AdaptiveHead(nn.Module):
         return self.softmax.log_prob(flat).view(*features.shape[:-1], -1)
 
     def predict(self, features: torch.Tensor) -> torch.Tensor:
-        """(...,) the most likely word: log_prob(...).argmax(-1) without every cluster's cost."""
+        """(...,) the most likely word, log_prob(...).argmax(-1): the clusters are scored only
+        for the rows whose most likely head entry is a cluster."""
         flat = features.reshape(-1, features.size(-1))
         return self.softmax.predict(flat).view(features.shape[:-1])
