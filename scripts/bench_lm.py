@@ -3,6 +3,7 @@
     python scripts/bench_lm.py                # a quarter of an epoch each, then full validation
     python scripts/bench_lm.py --fraction 1   # one whole epoch each
     python scripts/bench_lm.py --dropout 0    # no random masks: the two must agree to rounding
+    python scripts/bench_lm.py --compare adaptive --fraction 1   # full vs adaptive softmax
 
 Both train word_language_model's default recipe on WikiText-2 (the copy packaged with seqlab):
 embedding 200, 2-layer LSTM of 200, dropout 0.2, uniform init 0.1, SGD at lr 20, gradient norm
@@ -13,6 +14,10 @@ checkpoints and callbacks. The plain loop reads the corpus, batchifies it, train
 as word_language_model's `main.py` does, seq-first, with its own vocabulary (in seqlab's order,
 most frequent first, so the same seed gives both the same initial weights; the dropout masks
 differ). The first `--warmup` steps of each are not timed.
+
+`--compare adaptive` runs seqlab twice instead: `experiment=wikitext2` (the full softmax over
+33,278 words) and `experiment=wikitext2_adaptive` (the same recipe with `model.head=adaptive`),
+the same seed for both (the same embedding and LSTM weights; the output layers differ).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import math
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -144,25 +150,30 @@ def plain_loop(steps: int, warmup: int, dropout: float) -> dict[str, float]:
     }
 
 
-def seqlab_run(steps: int, warmup: int, dropout: float) -> dict[str, float]:
+def seqlab_run(
+    steps: int, warmup: int, dropout: float, experiment: str = "wikitext2"
+) -> dict[str, float]:
     from hydra import compose, initialize_config_dir
 
     from seqlab.train import train
 
     StepTimer.warmup = warmup
+    # the full softmax's head is one linear layer, whose initial weights the plain loop's match
+    weights = ["+callbacks.initial._target_=__main__.InitialWeights"]
+    weights = weights if experiment == "wikitext2" else []
     with tempfile.TemporaryDirectory() as run_dir:
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
             cfg = compose(
                 "train",
                 overrides=[
                     f"paths.output_dir={run_dir}",
-                    "experiment=wikitext2",
+                    f"experiment={experiment}",
                     f"model.dropout={dropout}",
                     "trainer.max_epochs=1",
                     f"+trainer.limit_train_batches={steps}",
                     "+trainer.num_sanity_val_steps=0",
                     "+callbacks.timer._target_=seqlab.callbacks.step_timer.StepTimer",
-                    "+callbacks.initial._target_=__main__.InitialWeights",
+                    *weights,
                 ],
             )
         result = train(cfg)
@@ -172,6 +183,11 @@ def seqlab_run(steps: int, warmup: int, dropout: float) -> dict[str, float]:
         "tokens_per_s": (steps - warmup) * BATCH * BPTT / trained,
         "val_ppl": result.final["val/ppl"],
     }
+
+
+def timed(run: Callable[[], dict[str, float]]) -> tuple[dict[str, float], float]:
+    started = time.perf_counter()
+    return run(), time.perf_counter() - started
 
 
 def main() -> None:
@@ -184,34 +200,46 @@ def main() -> None:
         default=DROPOUT,
         help="0.2, the recipe's; 0: both sides deterministic, the same perplexity to rounding",
     )
+    parser.add_argument(
+        "--compare",
+        choices=("plain", "adaptive"),
+        default="plain",
+        help="plain: seqlab vs the plain loop (default); adaptive: full vs adaptive softmax",
+    )
     args = parser.parse_args()
     epoch = math.ceil((2_088_628 // BATCH - 1) / BPTT)  # 2,984 batches
     steps = max(round(epoch * args.fraction), args.warmup + 1)
     if not 0 < args.fraction <= 1:
         raise SystemExit(f"error: --fraction {args.fraction}: expected 0 < fraction <= 1")
 
-    started = time.perf_counter()
-    plain = plain_loop(steps, args.warmup, args.dropout)
-    plain_s = time.perf_counter() - started
-    started = time.perf_counter()
-    ours = seqlab_run(steps, args.warmup, args.dropout)
-    ours_s = time.perf_counter() - started
+    if args.compare == "plain":
+        first = ("plain PyTorch loop", *timed(lambda: plain_loop(steps, args.warmup, args.dropout)))
+        second = ("seqlab", *timed(lambda: seqlab_run(steps, args.warmup, args.dropout)))
+    else:
+        first = ("full softmax", *timed(lambda: seqlab_run(steps, args.warmup, args.dropout)))
+        second = (
+            "adaptive softmax",
+            *timed(lambda: seqlab_run(steps, args.warmup, args.dropout, "wikitext2_adaptive")),
+        )
 
+    (name, base, _), (other_name, other, _) = first, second
+    vocabulary = f", vocabulary {base['vocab']:,}" if "vocab" in base else ""
     print(
         f"wikitext2 recipe, dropout {args.dropout:g}: {steps:,} of {epoch:,} steps "
-        f"({args.fraction:g} epoch), "
-        f"{torch.get_num_threads()} torch threads, vocabulary {plain['vocab']:,}"
+        f"({args.fraction:g} epoch), {torch.get_num_threads()} torch threads{vocabulary}"
     )
     print(f"                       {'tokens/s':>10} {'val ppl':>10} {'wall s':>8}")
-    for name, side, wall in (("plain PyTorch loop", plain, plain_s), ("seqlab", ours, ours_s)):
-        print(f"  {name:<20} {side['tokens_per_s']:10,.0f} {side['val_ppl']:10.2f} {wall:8.0f}")
-    ratio, ppl = ours["tokens_per_s"] / plain["tokens_per_s"], ours["val_ppl"] / plain["val_ppl"]
-    print(f"  seqlab / plain       {ratio:10.3f} {ppl:10.3f}")
-    same = all(
-        math.isclose(a, b, rel_tol=1e-6)
-        for a, b in zip(plain["initial"], InitialWeights.sums, strict=True)
-    )
-    print(f"  the same initial weights: {'yes' if same else 'no'} (dropout masks differ)")
+    for row, side, wall in (first, second):
+        print(f"  {row:<20} {side['tokens_per_s']:10,.0f} {side['val_ppl']:10.2f} {wall:8.0f}")
+    ratio = other["tokens_per_s"] / base["tokens_per_s"]
+    ppl = other["val_ppl"] / base["val_ppl"]
+    print(f"  {other_name.split()[0] + ' / ' + name.split()[0]:<20} {ratio:10.3f} {ppl:10.3f}")
+    if args.compare == "plain":
+        same = all(
+            math.isclose(x, y, rel_tol=1e-6)
+            for x, y in zip(base["initial"], InitialWeights.sums, strict=True)
+        )
+        print(f"  the same initial weights: {'yes' if same else 'no'} (dropout masks differ)")
 
 
 if __name__ == "__main__":

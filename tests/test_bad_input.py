@@ -554,6 +554,59 @@ TRAIN = {
         "optimized_metric='val/ppl' is invalid: a next_token on characters run logs train/loss, "
         "train/acc, val/loss, val/acc, val/bpc",
     ),
+    "an adaptive head on characters sorted by code point": (
+        ["data=textfile", f"data.path={T}/corpus.txt", "model.head=adaptive"],
+        "model.head='adaptive' is invalid: its clusters group words by frequency, and this "
+        "vocabulary is not ordered most frequent first: use a word corpus "
+        "(data=corpus data.level=word), or head=fc",
+    ),
+    "an adaptive head on a corpus's characters": (
+        ["data=corpus", f"data.dir={T}/words", "data.level=char", "model.head=adaptive"],
+        "model.head='adaptive' is invalid: its clusters group words by frequency",
+    ),
+    "an adaptive head on a classifier": (
+        ["experiment=sentiment", "model.head=adaptive"],
+        "model.head='adaptive' is invalid: needs a next-token model, whose head scores the "
+        "vocabulary it reads; this one has 2 classes: use head=fc",
+    ),
+    "cutoffs not increasing": (
+        ["data=corpus", f"data.dir={T}/words", "model.head=adaptive", "model.cutoffs=[3,2]"],
+        "model.cutoffs=[3, 2] is invalid: expected increasing whole numbers, each > 0 and < the "
+        "vocabulary's 5 tokens (most frequent first), e.g. [1]",
+    ),
+    "a cutoff past the vocabulary": (
+        ["data=corpus", f"data.dir={T}/words", "model.head=adaptive", "model.cutoffs=[2,5]"],
+        "model.cutoffs=[2, 5] is invalid: expected increasing whole numbers, each > 0 and < the "
+        "vocabulary's 5 tokens",
+    ),
+    "a zero cutoff": (
+        ["data=corpus", f"data.dir={T}/words", "model.head=adaptive", "model.cutoffs=[0]"],
+        "model.cutoffs=[0] is invalid: expected increasing whole numbers, each > 0",
+    ),
+    "cutoffs not a list": (
+        ["data=corpus", f"data.dir={T}/words", "model.head=adaptive", "model.cutoffs=2"],
+        "model.cutoffs=2 is invalid: expected a list, each a whole number or null",
+    ),
+    "cutoffs without the adaptive head": (
+        ["data=corpus", f"data.dir={T}/words", "model.cutoffs=[2]"],
+        "model.cutoffs=[2] is invalid: applies to head=adaptive only, not fc",
+    ),
+    "a cluster projected to nothing": (
+        ["data=corpus", f"data.dir={T}/words", "model.head=adaptive", "model.cutoffs=[1,2,3]"],
+        "model.div_value=4.0 is invalid: with hidden_size x directions = 32, cluster 3's "
+        "projection would be 32 // 4^3 = 0 wide: use a smaller div_value or fewer cutoffs",
+    ),
+    "an adaptive head with tied weights": (
+        [
+            "data=corpus",
+            f"data.dir={T}/words",
+            "model.head=adaptive",
+            "model.encoding=embedding",
+            "model.embedding_dim=32",
+            "model.tie_weights=true",
+        ],
+        "model.tie_weights=True is invalid: needs head=fc, not adaptive",
+    ),
 }
 
 

@@ -37,7 +37,7 @@ def predict_next(net: RecurrentNet, vocab: Vocab, text: str, window: int | None 
     """
     ids = vocab.encode(text).long().to(_device(net))
     windows = ids[None] if window is None or len(ids) <= window else ids.unfold(0, window, 1)
-    best = net(windows)[0].argmax(-1)  # (N, W)
+    best = net.predict(net(windows)[0])  # (N, W)
     return vocab.decode(torch.cat([best[0], best[1:, -1]]))
 
 
@@ -73,11 +73,12 @@ def generate(
     one RNN step. ``banned`` ids (padding, unknown) are never drawn.
     """
     device = _device(net)
-    scores, state = net(prompt.long().to(device)[None])  # (1, T, V)
+    outputs, state = net(prompt.long().to(device)[None])  # (1, T, V), or (1, T, F) features
     for _ in range(length):
-        # (V,) scores of the next token, in float64: a temperature as small as 1e-45 scales
-        # them without overflow (the draw is then the greedy one)
-        logits = scores[0, -1].double() / (1.0 if greedy else temperature)
+        # (V,) scores of the next token (the adaptive head's log-probabilities: the same
+        # distribution), in float64: a temperature as small as 1e-45 scales them without
+        # overflow (the draw is then the greedy one)
+        logits = net.scores(outputs[0, -1]).double() / (1.0 if greedy else temperature)
         logits[list(banned)] = float("-inf")  # after the scaling: inf / inf would be NaN
         if greedy:
             token = logits.argmax()
@@ -88,4 +89,4 @@ def generate(
             probabilities = logits.softmax(-1).cpu()
             token = torch.multinomial(probabilities, 1, generator=generator)[0]
         yield int(token)
-        scores, state = net(token.view(1, 1).to(device), state=state)
+        outputs, state = net(token.view(1, 1).to(device), state=state)

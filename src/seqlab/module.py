@@ -8,7 +8,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.nn import functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -107,6 +106,7 @@ class SeqModule(pl.LightningModule):
             len(self.class_names),
             many_to_one=task == CLASSIFY,
             pad_index=self.vocab.pad_index,
+            by_count=self.vocab.by_count,
             **settings,
         )
         # every model.* setting, defaults too, flat beside the data's facts: plain data
@@ -131,17 +131,17 @@ class SeqModule(pl.LightningModule):
         )
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        return self.net(batch.inputs, batch.lengths)[0]
+        return self.net.scores(self.net(batch.inputs, batch.lengths)[0])  # (B, T, C) or (B, C)
 
     def _scores(
         self, batch: Batch, state: State | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
-        # (B, T, C) next-token, (B, C) many-to-one; the final state, for a stream's next batch
-        scores, final = self.net(batch.inputs, batch.lengths, state)
-        scores = scores.reshape(-1, scores.size(-1))  # (N, C): every prediction one row
-        targets = batch.targets.reshape(-1).long()  # (N,), IGNORE_INDEX where not scored
-        loss = F.cross_entropy(scores, targets, ignore_index=IGNORE_INDEX)
-        return loss, scores, targets, final
+        # the mean loss over the scored targets; (N, C) scores and (N,) targets for accuracy
+        # (the adaptive head: (M,) predicted ids and the M scored targets); the final state,
+        # for a stream's next batch
+        outputs, final = self.net(batch.inputs, batch.lengths, state)
+        loss, judged, targets = self.net.loss(outputs, batch.targets, IGNORE_INDEX)
+        return loss, judged, targets, final
 
     @property
     def _word_level(self) -> bool:

@@ -38,8 +38,9 @@ class LessonTrace(pl.Callback):
     ) -> None:
         self._step = trainer.global_step  # before the optimizer step counts it
         lengths = None if batch.lengths is None else batch.lengths[:1]
-        scores = pl_module.net(batch.inputs[:1], lengths)[0][0]  # (T, C), or (C,) many-to-one
-        ids = scores.argmax(dim=-1).reshape(-1).tolist()
+        net = pl_module.net
+        outputs = net(batch.inputs[:1], lengths)[0][0]  # (T, C), or (C,) many-to-one
+        ids = net.predict(outputs).reshape(-1).tolist()
         self._prediction = "".join(pl_module.class_names[i] for i in ids)
 
     def on_train_batch_end(

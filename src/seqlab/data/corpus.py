@@ -84,7 +84,7 @@ def word_vocab(counts: Counter[str], unknown: str) -> Vocab:
     tokens = sorted(counts, key=lambda word: -counts[word])  # stable: ties keep first-seen order
     if unknown == "unk" and UNK not in counts:
         tokens.append(UNK)
-    return Vocab(tokens, level="word")
+    return Vocab(tokens, level="word", by_count=True)
 
 
 def corpus_vocab(

@@ -15,6 +15,7 @@ EOS = "<eos>"  # ends every line of a word-level corpus: a token the model predi
 SPECIALS = (PAD, UNK)
 LEVELS = ("char", "word")
 UNKNOWN_POLICIES = ("error", "unk", "skip")
+IDENTITY = ("tokens", "level", "lowercase")  # what two equal vocabularies share
 
 _CHUNK = 1 << 22  # characters handled at a time: bounds the temporaries for a large corpus
 _NUMPY_DTYPES = {torch.uint8: np.uint8, torch.int16: np.int16, torch.int32: np.int32}
@@ -24,16 +25,24 @@ class Vocab:
     """Tokens in a fixed order: special tokens first, then the characters (or words) sorted.
 
     ``level="char"`` reads text one code point at a time, encoded in one vectorised pass;
-    ``level="word"`` splits on whitespace (lower-cased with ``lowercase=True``). ``to_dict()``
-    is all a checkpoint needs to rebuild it.
+    ``level="word"`` splits on whitespace (lower-cased with ``lowercase=True``). ``by_count``
+    says that the tokens are in another order, most frequent first (a word corpus's: what an
+    adaptive softmax needs). ``to_dict()`` is all a checkpoint needs to rebuild it.
     """
 
-    def __init__(self, tokens: Sequence[str], level: str = "char", lowercase: bool = False) -> None:
+    def __init__(
+        self,
+        tokens: Sequence[str],
+        level: str = "char",
+        lowercase: bool = False,
+        by_count: bool = False,
+    ) -> None:
         if level not in LEVELS:
             raise ValueError(f"level={level!r}: expected one of {', '.join(LEVELS)}")
         if len(set(tokens)) != len(tokens):
             raise ValueError("vocabulary has repeated tokens")
         self.tokens, self.level, self.lowercase = list(tokens), level, lowercase
+        self.by_count = by_count
         self.index = {token: i for i, token in enumerate(self.tokens)}
         if level == "char":
             chars = sorted((ord(t), i) for i, t in enumerate(self.tokens) if t not in SPECIALS)
@@ -74,7 +83,8 @@ class Vocab:
         return cls([*specials, *sorted(kept)], level, lowercase)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tokens": self.tokens, "level": self.level, "lowercase": self.lowercase}
+        data = {"tokens": self.tokens, "level": self.level, "lowercase": self.lowercase}
+        return (data | {"by_count": True}) if self.by_count else data  # else as it always was
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Vocab:
@@ -84,17 +94,21 @@ class Vocab:
         if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
             raise ValueError("its tokens are not a list of non-empty strings")
         level, lowercase = data.get("level", "char"), data.get("lowercase", False)
-        if type(lowercase) is not bool:
-            raise ValueError(f"lowercase is {lowercase!r}, not true or false")
+        by_count = data.get("by_count", False)
+        for name, flag in (("lowercase", lowercase), ("by_count", by_count)):
+            if type(flag) is not bool:
+                raise ValueError(f"{name} is {flag!r}, not true or false")
         if level == "char" and any(len(t) != 1 for t in tokens if t not in SPECIALS):
             raise ValueError("a character vocabulary holds a token longer than one character")
-        return cls(tokens, level, lowercase)
+        return cls(tokens, level, lowercase, by_count)
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocab) and self.to_dict() == other.to_dict()
+        # the same tokens in the same order, read the same way; by_count only names that order
+        mine, theirs = self.to_dict(), other.to_dict() if isinstance(other, Vocab) else None
+        return theirs is not None and all(mine[k] == theirs[k] for k in IDENTITY)
 
     def __repr__(self) -> str:
         return f"Vocab({len(self)} {self.level}s)"

@@ -13,12 +13,13 @@ from dataclasses import KW_ONLY, asdict, dataclass, fields
 from typing import Any
 
 from seqlab.errors import SettingError, check_choice, check_positive
+from seqlab.models.adaptive import DIV_VALUE, default_cutoffs, projection_sizes
 
 CELLS = ("rnn", "lstm", "gru")
 IMPLS = ("torch", "scratch")
 NONLINEARITIES = ("tanh", "relu")
 ENCODINGS = ("onehot", "embedding")
-HEADS = ("fc", "none")
+HEADS = ("fc", "none", "adaptive")
 # many-to-one: what represents a sequence: the final states, or the outputs' max or mean over time
 POOLINGS = ("last", "max", "mean")
 
@@ -30,6 +31,7 @@ class NetConfig:
     num_outputs: int
     many_to_one: bool = False  # one prediction per sequence (classify), else one per step
     pad_index: int | None = None
+    by_count: bool = False  # the tokens are ordered most frequent first (a word corpus's)
     _: KW_ONLY
     # the model.* settings
     cell: str = "rnn"
@@ -46,6 +48,8 @@ class NetConfig:
     forget_bias: float | None = None
     tie_weights: bool = False
     init_range: float | None = None
+    cutoffs: list[int] | None = None
+    div_value: float = DIV_VALUE
 
     @property
     def directions(self) -> int:
@@ -92,6 +96,14 @@ class NetConfig:
                 need = f"{scores}; hidden_size x 2 directions cannot be {self.num_outputs}: "
                 need += "use head=fc"
             raise SettingError("hidden_size", self.hidden_size, need)
+        if self.head == "adaptive":
+            self._check_adaptive()
+        elif self.cutoffs is not None:
+            reason = f"applies to head=adaptive only, not {self.head}"
+            raise SettingError("cutoffs", self.cutoffs, reason)
+        elif self.div_value != DIV_VALUE:
+            reason = f"applies to head=adaptive only, not {self.head}"
+            raise SettingError("div_value", self.div_value, reason)
         if self.tie_weights:
             self._check_tying()
         if self.init_range is not None:
@@ -121,3 +133,40 @@ class NetConfig:
                 f"so embedding_dim must be {self.features}, not {self.embedding_dim}"
             )
             raise SettingError("tie_weights", True, reason)
+
+    def _check_adaptive(self) -> None:
+        """The adaptive head's clusters cut a vocabulary ordered by frequency: a next-token
+        model's, counted; ``cutoffs`` (null: :func:`default_cutoffs`, recorded as chosen)
+        within it, and a projection at least one wide for every cluster."""
+        if self.many_to_one or self.num_outputs != self.vocab_size:
+            reason = (
+                "needs a next-token model, whose head scores the vocabulary it reads; "
+                f"this one has {self.num_outputs} classes: use head=fc"
+            )
+            raise SettingError("head", self.head, reason)
+        if not self.by_count:
+            reason = (
+                "its clusters group words by frequency, and this vocabulary is not ordered "
+                "most frequent first: use a word corpus (data=corpus data.level=word), or head=fc"
+            )
+            raise SettingError("head", self.head, reason)
+        words = self.vocab_size
+        if self.cutoffs is None:
+            self.cutoffs = default_cutoffs(words)
+        cuts = list(self.cutoffs)
+        if not cuts or cuts != sorted(set(cuts)) or not 0 < cuts[0] <= cuts[-1] < words:
+            reason = (
+                f"expected increasing whole numbers, each > 0 and < the vocabulary's {words:,} "
+                f"tokens (most frequent first), e.g. {default_cutoffs(words)}"
+            )
+            raise SettingError("cutoffs", self.cutoffs, reason)
+        self.cutoffs = cuts
+        check_positive("div_value", self.div_value)
+        widths = projection_sizes(self.features, len(cuts), self.div_value)
+        if widths[-1] < 1:
+            reason = (
+                f"with hidden_size x directions = {self.features}, cluster {len(cuts)}'s "
+                f"projection would be {self.features} // {self.div_value:g}^{len(cuts)} = "
+                f"{widths[-1]} wide: use a smaller div_value or fewer cutoffs"
+            )
+            raise SettingError("div_value", self.div_value, reason)

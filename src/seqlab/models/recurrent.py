@@ -1,4 +1,5 @@
-"""One recurrent network for every cell: encoder -> RNN / LSTM / GRU -> optional linear head."""
+"""One recurrent network for every cell: encoder -> RNN / LSTM / GRU -> linear, adaptive or no
+head."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from seqlab.models.adaptive import AdaptiveHead
 from seqlab.models.config import NetConfig
 from seqlab.models.scratch import ScratchGRU, ScratchLSTM, ScratchRecurrent, ScratchRNN
 
@@ -31,8 +33,11 @@ class RecurrentNet(nn.Module):
     ``cell`` picks ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU``, or with ``impl='scratch'`` their twins
     written from the lesson's equations (``seqlab.models.scratch``); ``head='fc'`` maps the RNN's
     features to ``num_outputs`` scores, ``head='none'`` uses the features as the scores themselves
-    (the hihello lesson), which needs ``hidden_size x directions == num_outputs``. Every setting
-    and its rules are :class:`NetConfig`'s.
+    (the hihello lesson), which needs ``hidden_size x directions == num_outputs``;
+    ``head='adaptive'`` is an adaptive softmax over a large vocabulary (:mod:`.adaptive`), whose
+    scores are never all computed in training: ``forward`` then gives the features it reads.
+    :meth:`loss`, :meth:`scores` and :meth:`predict` read ``forward``'s outputs for every head
+    alike. Every setting and its rules are :class:`NetConfig`'s.
     """
 
     def __init__(self, config: NetConfig) -> None:
@@ -72,6 +77,11 @@ class RecurrentNet(nn.Module):
             self.head: nn.Module = nn.Sequential(
                 nn.Dropout(dropout), nn.Linear(config.features, config.num_outputs)
             )
+        elif config.head == "adaptive":
+            assert config.cutoffs is not None  # NetConfig chose them if the settings did not
+            self.head = AdaptiveHead(
+                config.features, config.num_outputs, config.cutoffs, config.div_value, dropout
+            )
         else:
             self.head = nn.Identity()
         if config.init_range is not None:
@@ -92,6 +102,13 @@ class RecurrentNet(nn.Module):
         if isinstance(self.head, nn.Sequential):
             nn.init.uniform_(self.head[-1].weight, -bound, bound)
             nn.init.zeros_(self.head[-1].bias)
+        elif isinstance(self.head, AdaptiveHead):
+            # the head layer's weight and every cluster's two projections; the head bias zero
+            for name, parameter in self.head.named_parameters():
+                if name.endswith("bias"):
+                    nn.init.zeros_(parameter)
+                else:
+                    nn.init.uniform_(parameter, -bound, bound)
 
     @torch.no_grad()
     def _set_forget_bias(self, value: float) -> None:
@@ -123,7 +140,8 @@ class RecurrentNet(nn.Module):
         """Scores and the final state.
 
         tokens: (B, T) ids; lengths: (B,) real lengths of a padded batch, or None.
-        Returns (B, T, num_outputs) for next-token models, (B, num_outputs) for many-to-one.
+        Returns (B, T, num_outputs) for next-token models, (B, num_outputs) for many-to-one;
+        with head=adaptive (B, T, D * H), the features the adaptive softmax reads.
         """
         x = self.encode(tokens)
         batch, steps = tokens.shape
@@ -140,7 +158,7 @@ class RecurrentNet(nn.Module):
         if isinstance(out, PackedSequence) and not (self.many_to_one and self.pooling == "last"):
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
         if not self.many_to_one:
-            return self.head(out), state  # (B, T, D * H) -> (B, T, C)
+            return self.head(out), state  # (B, T, D * H) -> (B, T, C), or features (adaptive)
         h_n = state[0] if isinstance(state, tuple) else state  # (L * D, B, H)
         # last layer, both directions: forward saw every step, backward ended at step 0
         last = h_n.view(self.num_layers, self.directions, batch, self.hidden_size)[-1]
@@ -167,3 +185,34 @@ class RecurrentNet(nn.Module):
         if self.pooling == "max":
             return out.masked_fill(~real, float("-inf")).amax(dim=1)
         return (out * real).sum(dim=1) / real.sum(dim=1)
+
+    def loss(
+        self, outputs: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The mean loss over the scored targets, what accuracy reads, and those targets.
+
+        outputs: ``forward``'s; targets: (B, T) or (B,) ids, ``ignore_index`` where not scored.
+        Returns the loss (), then (N, C) scores and (N,) targets, every prediction a row; with
+        head=adaptive (M,) predicted ids and the (M,) targets that are scored. Either way the
+        loss is the mean negative log-likelihood of the scored targets.
+        """
+        targets = targets.reshape(-1).long()  # (N,)
+        rows = outputs.reshape(-1, outputs.size(-1))  # (N, C), or (N, D * H) features
+        if not isinstance(self.head, AdaptiveHead):
+            return F.cross_entropy(rows, targets, ignore_index=ignore_index), rows, targets
+        # the adaptive softmax has no ignore_index: the unscored rows are left out first
+        scored = targets != ignore_index
+        rows, targets = rows[scored], targets[scored]
+        loss, predicted = self.head.loss(rows, targets)
+        return loss, predicted, targets
+
+    def scores(self, outputs: torch.Tensor) -> torch.Tensor:
+        """(..., C) scores whose softmax is the model's distribution: ``outputs`` themselves, or
+        with head=adaptive every word's log-probability (the whole vocabulary's cost)."""
+        return self.head.log_prob(outputs) if isinstance(self.head, AdaptiveHead) else outputs
+
+    def predict(self, outputs: torch.Tensor) -> torch.Tensor:
+        """(...,) the most likely class or next token of each of ``outputs``' rows."""
+        if isinstance(self.head, AdaptiveHead):
+            return self.head.predict(outputs)
+        return outputs.argmax(-1)

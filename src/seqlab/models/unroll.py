@@ -98,7 +98,7 @@ def unroll(
         last = torch.full((batch,), steps - 1) if lengths is None else lengths.long() - 1
         features = x[torch.arange(batch, device=x.device), last.to(x.device)]  # (B, D * H)
     return Unrolled(
-        scores=net.head(features),
+        scores=net.scores(net.head(features)),  # the adaptive head's: log-probabilities
         outputs=x,
         hidden=hidden,
         gates=torch.stack(gate_steps, dim=-1) if gate_steps else None,
