@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import CONF_DIR, compose_train
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from seqlab.config import instantiate_setting
+from seqlab.errors import SettingError
 
 
 def _options(group: str) -> list[str]:
@@ -107,3 +109,21 @@ def test_every_tuned_file_names_an_experiment_and_a_model_and_composes(tmp_path,
     cfg = compose_train(tmp_path, f"experiment={experiment}", f"model={model}")
 
     assert cfg.model.cell == compose_train(tmp_path, f"model={model}").model.cell
+
+
+def refuse_cell(**_: object) -> None:
+    """A constructor that refuses its setting, as the model does for a bad ``cell``."""
+    raise SettingError("cell", "tree", "one of rnn, lstm, gru")
+
+
+def test_objects_passed_at_build_reach_the_constructor_as_they_are_and_errors_name_the_key():
+    """A word-level vocabulary is handed to the model itself, not wrapped into config nodes."""
+    words = [f"w{i}" for i in range(33_278)]
+    node = OmegaConf.create({"_target_": "builtins.dict", "size": 2})
+
+    built = instantiate_setting(node, "model", passed={"words": words})
+
+    assert built == {"size": 2, "words": words} and built["words"] is words
+    refusing = OmegaConf.create({"_target_": f"{__name__}.refuse_cell"})
+    with pytest.raises(SettingError, match=r"^model\.cell"):
+        instantiate_setting(refusing, "model", passed={"words": words})

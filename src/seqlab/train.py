@@ -108,11 +108,13 @@ def train(cfg: DictConfig) -> RunResult:
     model: SeqModule = instantiate_setting(
         cfg.model,
         "model",
-        vocab=datamodule.vocab.to_dict(),
-        class_names=datamodule.class_names,
-        task=datamodule.task,
-        optimizer=optimizer,
-        scheduler=schedule,
+        passed={
+            "vocab": datamodule.vocab.to_dict(),
+            "class_names": datamodule.class_names,
+            "task": datamodule.task,
+            "optimizer": optimizer,
+            "scheduler": schedule,
+        },
     )
     callbacks = _instantiate_all(cfg.get("callbacks"), "callbacks")
     start = continuation(settings.resume, settings.ckpt_path, _last_checkpoint(callbacks))
