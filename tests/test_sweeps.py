@@ -141,3 +141,13 @@ def test_slurm_tasks_and_gpus_follow_the_trainer():
     launcher = cfg.hydra.launcher
     assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 2)
     assert launcher._target_.endswith("SlurmLauncher")
+
+
+@pytest.mark.parametrize("trainer", ["default", "cpu", "ddp_cpu"])
+def test_a_slurm_job_without_gpus_asks_for_none(trainer):
+    # sbatch refuses any GPU request on a cluster without GPUs ("Invalid generic resource")
+    cfg = _hydra_cfg("hydra/launcher=submitit_slurm", f"trainer={trainer}")
+
+    launcher = cfg.hydra.launcher
+    assert launcher.gpus_per_node is None
+    assert launcher.tasks_per_node == cfg.trainer.devices and launcher.partition is None

@@ -30,6 +30,13 @@ OmegaConf.register_new_resolver(
 OmegaConf.register_new_resolver(
     "if_set", lambda value, then, otherwise: then if value else otherwise, replace=True
 )
+# `${gpus_for:${trainer.accelerator},${trainer.devices}}`: a GPU trainer's devices, else None,
+# so a CPU job asks SLURM for no GPUs (sbatch refuses a GPU request on a cluster without any)
+OmegaConf.register_new_resolver(
+    "gpus_for",
+    lambda accelerator, devices: devices if accelerator in ("gpu", "cuda") else None,
+    replace=True,
+)
 # `${corpus:tinyshakespeare.txt.gz}`: the absolute path of a corpus shipped in the package
 OmegaConf.register_new_resolver("corpus", corpus_path, replace=True)
 
