@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from conftest import CONF_DIR, run_script
 from hydra import compose, initialize_config_dir
 
 from seqlab.callbacks.summary import Diverged
-from seqlab.errors import RunFailed
+from seqlab.errors import RefusedSettings, RunFailed, SettingError
 from seqlab.train import train
 
 # small, quiet jobs: the sweep's behaviour is under test, not the lesson
@@ -151,3 +152,14 @@ def test_a_slurm_job_without_gpus_asks_for_none(trainer):
     launcher = cfg.hydra.launcher
     assert launcher.gpus_per_node is None
     assert launcher.tasks_per_node == cfg.trainer.devices and launcher.partition is None
+
+
+@pytest.mark.parametrize(
+    "err",
+    [SettingError("model.cell", "cnn", "expected one of rnn"), RefusedSettings("trainer", "no")],
+)
+def test_a_setting_error_survives_the_pickle_a_job_returns_it_in(err):
+    back = pickle.loads(pickle.dumps(err))  # how a SLURM job's result reaches the sweep
+
+    assert type(back) is type(err) and str(back) == str(err)
+    assert (back.name, back.value, back.expected) == (err.name, err.value, err.expected)

@@ -43,6 +43,10 @@ class SettingError(ValueError):
         """The same error, named by its full config key."""
         return SettingError(f"{group}.{self.name}", self.value, self.expected)
 
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        # rebuilt from its own arguments: a SLURM or joblib job's error is unpickled in the sweep
+        return type(self), (self.name, self.value, self.expected)
+
 
 class RefusedSettings(SettingError):
     """Settings a library refused when building its object: its own words name the value and
@@ -54,6 +58,9 @@ class RefusedSettings(SettingError):
 
     def within(self, group: str) -> RefusedSettings:
         return RefusedSettings(f"{group}.{self.name}", self.expected)
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return type(self), (self.name, self.expected)
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
