@@ -19,6 +19,8 @@ class StepTimer(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, *args: Any) -> None:
         if trainer.global_step == 0:
             self.marks["first_step"] = time.perf_counter()
+            # one epoch's batches (after limit_train_batches): a partial epoch's seconds scale to it
+            self.marks["batches_per_epoch"] = trainer.num_training_batches
         if trainer.global_step == self.warmup:
             self.marks["timed_start"] = time.perf_counter()
 
