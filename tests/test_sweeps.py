@@ -141,3 +141,10 @@ def test_slurm_tasks_and_gpus_follow_the_trainer():
     launcher = cfg.hydra.launcher
     assert (launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes) == (4, 4, 2)
     assert launcher._target_.endswith("SlurmLauncher")
+
+
+def test_joblib_launcher_config_extends_the_plugin_one_job_at_a_time_per_worker():
+    launcher = _hydra_cfg("hydra/launcher=joblib", "hydra.launcher.n_jobs=2").hydra.launcher
+
+    assert launcher._target_.endswith("JoblibLauncher")
+    assert (launcher.n_jobs, int(launcher.batch_size), launcher.pre_dispatch) == (2, 1, "all")
