@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import run_script
 
 from seqlab.callbacks.lesson_trace import LESSON_LOSS
 from seqlab.metrics import VAL_ACC
@@ -114,3 +115,11 @@ def test_hihello_learns_in_every_cpu_precision_with_one_hot_inputs(make_cfg, pre
     result = train(make_cfg("experiment=hihello", f"trainer.precision={precision}"))
 
     assert [p.predicted for p in result.predictions] == ["ihello"]
+
+
+def test_plain_pytorch_hihello_lesson_script_predicts_ihello(tmp_path):
+    # scripts/plain/hihello.py: the side bench_startup.py measures seqlab's start-up against
+    done = run_script("plain/hihello.py", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("predicted: ihello")

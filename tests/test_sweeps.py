@@ -163,3 +163,10 @@ def test_a_setting_error_survives_the_pickle_a_job_returns_it_in(err):
 
     assert type(back) is type(err) and str(back) == str(err)
     assert (back.name, back.value, back.expected) == (err.name, err.value, err.expected)
+
+
+def test_joblib_launcher_config_extends_the_plugin_one_job_at_a_time_per_worker():
+    launcher = _hydra_cfg("hydra/launcher=joblib", "hydra.launcher.n_jobs=2").hydra.launcher
+
+    assert launcher._target_.endswith("JoblibLauncher")
+    assert (launcher.n_jobs, int(launcher.batch_size), launcher.pre_dispatch) == (2, 1, "all")

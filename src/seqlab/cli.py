@@ -8,10 +8,12 @@ the key, the value and what is allowed, exit status 1. Torch-free: ``--help`` st
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hydra.errors import (
@@ -23,6 +25,22 @@ from hydra.errors import (
 from omegaconf.errors import OmegaConfBaseException
 
 from seqlab.errors import SettingError, first_line, moved
+
+
+@contextlib.contextmanager
+def settled_imports() -> Iterator[None]:
+    """Import torch and Lightning with the garbage collector off, then freeze what they made.
+
+    Importing them makes a few million objects that live as long as the process; every full
+    collection on the way would scan them all again (about 2 s of a 5 s start on 2 cores).
+    Frozen, no later collection scans them either; the run's own objects are collected as usual.
+    """
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def run(entry: Callable[[], Any]) -> Any:
