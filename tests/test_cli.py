@@ -33,3 +33,21 @@ def test_train_script_prints_the_prediction_and_where_the_logs_are(tmp_path):
     )
     assert list(run_dir.glob("events.out.tfevents.*"))
     assert (run_dir / ".hydra" / "config.yaml").is_file()
+
+
+def test_a_second_settled_import_in_a_process_freezes_nothing_more():
+    """A sweep worker's next job: the last job's garbage stays collectable."""
+    import gc
+
+    import pytorch_lightning  # noqa: F401 - as in a worker that ran a job already
+
+    from seqlab.cli import settled_imports
+
+    frozen = gc.get_freeze_count()
+    garbage = [[]]
+    garbage[0].append(garbage)  # a cycle only a collection frees
+    del garbage
+    with settled_imports():
+        pass
+
+    assert gc.get_freeze_count() == frozen and gc.isenabled()
