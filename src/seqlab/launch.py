@@ -103,7 +103,8 @@ RELAUNCHING_STRATEGIES = (
 
 def check_strategy_fits_sweep(strategy: str, launcher_target: str) -> None:
     """In a sweep, a script-relaunching strategy would start the whole sweep again per device."""
-    if strategy in RELAUNCHING_STRATEGIES and "submitit" not in launcher_target:
+    # submitit_slurm starts a task per device; submitit_local one process per job, like the rest
+    if strategy in RELAUNCHING_STRATEGIES and "SlurmLauncher" not in launcher_target:
         raise SettingError(
             "trainer.strategy",
             strategy,
