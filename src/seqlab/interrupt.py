@@ -1,5 +1,8 @@
 """SIGINT and SIGTERM end a run cleanly: at a step boundary, with last.ckpt saved to resume from.
 
+Under SLURM, so do SIGUSR1 and SIGUSR2, its signals before a time limit or a preemption
+(:mod:`seqlab.preemption` then requeues the job).
+
 While training runs, a signal only asks to stop: :class:`GracefulStop` raises
 :class:`RunInterrupted` after the current training step (or, if it came during the epoch's last
 step or its validation, before the next epoch), so the checkpoint it leaves resumes exactly.
@@ -15,7 +18,14 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from seqlab.preemption import REQUEUE_SIGNALS, under_slurm
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def stopping_signals() -> tuple[signal.Signals, ...]:
+    # outside SLURM SIGUSR2 is submitit_local's time-limit signal: its handler stays
+    return SIGNALS + REQUEUE_SIGNALS if under_slurm() else SIGNALS
 
 
 class RunInterrupted(BaseException):
@@ -55,7 +65,7 @@ class _Interrupts:
         self.take_signals()
 
     def take_signals(self) -> None:
-        for signum in SIGNALS:
+        for signum in stopping_signals():
             signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:

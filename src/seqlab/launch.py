@@ -17,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from seqlab.errors import SettingError, exits_on_setting_error
 from seqlab.metrics import METRICS_FILE
+from seqlab.preemption import requeued_run
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,8 @@ RELAUNCHING_STRATEGIES = (
 
 def check_strategy_fits_sweep(strategy: str, launcher_target: str) -> None:
     """In a sweep, a script-relaunching strategy would start the whole sweep again per device."""
-    if strategy in RELAUNCHING_STRATEGIES and "submitit" not in launcher_target:
+    # submitit_slurm starts a task per device; submitit_local one process per job, like the rest
+    if strategy in RELAUNCHING_STRATEGIES and "SlurmLauncher" not in launcher_target:
         raise SettingError(
             "trainer.strategy",
             strategy,
@@ -189,7 +191,7 @@ class CheckRunStart(Callback):
             raise SystemExit(f"error: {describe(err)}") from None
         if resume and not run_dir.is_dir():
             raise SettingError("resume", resume, "no such run dir")
-        if not resume and (run_dir / METRICS_FILE).is_file():
+        if not resume and (run_dir / METRICS_FILE).is_file() and not requeued_run(run_dir):
             reason = "it already holds a run: continue it with resume=DIR, or pick a new dir"
             raise SettingError("hydra.run.dir", str(run_dir), reason)
         _before = RunDirBefore.read(run_dir)

@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from rich.console import Console
@@ -37,6 +38,7 @@ from seqlab.launch import (
 from seqlab.metrics import METRICS, METRICS_FILE, task_metrics
 from seqlab.module import SeqModule
 from seqlab.optimization import Schedule, probe
+from seqlab.preemption import requeue, requeued_run
 from seqlab.runlock import RunLock, check_free
 from seqlab.settings import check_train_config
 from seqlab.settings.optim import split_schedule
@@ -85,7 +87,7 @@ def train(cfg: DictConfig) -> RunResult:
     share_machine(cfg)
     pl.seed_everything(settings.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)
-    resume = settings.resume
+    resume = settings.resume or requeued_run(run_dir)  # a requeued SLURM job goes on in place
     claim = (run_dir, "resume", resume) if resume else (run_dir, "paths.output_dir", str(run_dir))
     if rank_zero_only.rank == 0:  # the ranks Lightning starts for DDP train in rank zero's dir
         check_free(*claim)  # a run dir in use is refused before anything is built or written
@@ -117,7 +119,7 @@ def train(cfg: DictConfig) -> RunResult:
         },
     )
     callbacks = _instantiate_all(cfg.get("callbacks"), "callbacks")
-    start = continuation(settings.resume, settings.ckpt_path, _last_checkpoint(callbacks))
+    start = continuation(resume, settings.ckpt_path, _last_checkpoint(callbacks))
     if start:
         check_continuation(start, model)
     # resuming in place: TensorBoard hides what the stopped run logged after its last
@@ -137,7 +139,7 @@ def train(cfg: DictConfig) -> RunResult:
             **_switched_off(cfg.get("callbacks")),
             logger=loggers or False,
             callbacks=[*callbacks, predictions, summary, SeqlabSection(), GracefulStop()],
-            plugins=[AtomicCheckpointIO()],
+            plugins=[AtomicCheckpointIO(), *_cluster_environment()],
         )
     except InstantiationException as err:
         # a precision, strategy or accelerator Lightning cannot use: its message names it
@@ -162,6 +164,12 @@ def train(cfg: DictConfig) -> RunResult:
     result = RunResult.read(run_dir)
     _print_result(result)
     return result
+
+
+def _cluster_environment() -> list[SLURMEnvironment]:
+    """Under SLURM, Lightning's environment without its own requeue on SIGUSR1 (which saves
+    wherever the run is, mid-validation too): seqlab stops at a step boundary and requeues."""
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
 
 
 def _run_kind(datamodule: SeqDataModule) -> str:
@@ -263,7 +271,8 @@ def main(cfg: DictConfig) -> float:
         record_failure(summary, err)
         raise
     except RunInterrupted as stop:
-        report_interrupt(Path(cfg.paths.output_dir), stop)
+        if not requeue(stop.signum, rank_zero_only.rank):
+            report_interrupt(Path(cfg.paths.output_dir), stop)
         raise SystemExit(stop.exit_status) from None
     except RunFailed as err:
         record_failure(summary, err)

@@ -51,22 +51,22 @@ def slurm_states(sweep_dir: Path, wait_s: float = 30) -> dict[int, str]:
     """Array task -> its JobState, as slurmctld tells it (sacct needs a database we lack).
 
     The sweep ends once each job has written its result; the job itself ends a moment later.
+    A sweep of one job is a plain job, not an array: its state is task 0's.
     """
-    tasks = [
-        p.name for p in (sweep_dir / ".submitit").iterdir() if re.fullmatch(r"\d+_\d+", p.name)
-    ]
-    [array_id] = {task.split("_")[0] for task in tasks}  # submitit's dirs: ARRAYID_TASK
+    names = [p.name for p in (sweep_dir / ".submitit").iterdir() if re.fullmatch(r"[\d_]+", p.name)]
+    [array_id] = {name.split("_")[0] for name in names}  # submitit's dirs: ARRAYID_TASK, or ID
     deadline = time.monotonic() + wait_s
     while True:
         shown = subprocess.run(
             ["scontrol", "-o", "show", "job", array_id], capture_output=True, text=True, check=True
         ).stdout
         found = re.findall(r"ArrayTaskId=(\d+) .*?JobState=(\w+)", shown)
+        found = found or [("0", state) for state in re.findall(r"JobState=(\w+)", shown)]
         ending = any(state in ("PENDING", "RUNNING", "COMPLETING") for _, state in found)
         if not ending or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    print(f"array job {array_id}: {found}")  # shown with -rA: the ids a README can quote
+    print(f"SLURM job {array_id}: {found}")  # shown with -rA: the ids a README can quote
     return {int(task): state for task, state in found}
 
 

@@ -75,6 +75,11 @@ class Diverged(RunFailed):
     """The training or validation loss is no longer a finite number."""
 
 
+def _cluster_environment(trainer: pl.Trainer) -> str | None:
+    environment = getattr(trainer.strategy, "cluster_environment", None)  # none: one device
+    return type(environment).__name__ if environment is not None else None
+
+
 class RunSummary(pl.Callback):
     """Tracks the final and best value of every logged metric, and the epoch of each best.
 
@@ -167,15 +172,21 @@ class RunSummary(pl.Callback):
         with contextlib.suppress(OSError):  # a full disk: the error line still tells
             self._write(trainer)
 
-    def summary(self, global_step: int) -> dict[str, Any]:
+    def summary(self, trainer: pl.Trainer) -> dict[str, Any]:
         return {
             "status": self.status,
             **({"error": self.error} if self.error else {}),
             "optimized_metric": self.optimized_metric,
             "epochs": self.epochs,
-            "global_step": global_step,
+            "global_step": trainer.global_step,
             "wall_time_s": round(self.wall_time, 3),
             "num_threads": torch.get_num_threads(),
+            # how many processes trained, and who told Lightning their ranks: SLURMEnvironment
+            # under srun, TorchElasticEnvironment under torchrun, LightningEnvironment for the
+            # processes Lightning starts itself
+            "world_size": trainer.world_size,
+            "num_nodes": trainer.num_nodes,
+            "cluster_environment": _cluster_environment(trainer),
             "final": self.final,
             "best": self.best,
             "best_epoch": self.best_epoch,
@@ -185,7 +196,7 @@ class RunSummary(pl.Callback):
 
     def _write(self, trainer: pl.Trainer) -> None:
         if trainer.is_global_zero:
-            write_json(self.path, self.summary(trainer.global_step))
+            write_json(self.path, self.summary(trainer))
 
     def state_dict(self) -> dict[str, Any]:
         state = {name: getattr(self, name) for name in SUMMARY_STATE}
