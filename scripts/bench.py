@@ -3,6 +3,7 @@
     python scripts/bench.py                           # fp32, the packaged tinyshakespeare
     python scripts/bench.py --precision bf16-mixed    # plain and seqlab, each in fp32 and bf16
     python scripts/bench.py --cell gru --rounds 7 --steps 300 --corpus my.txt --device cuda
+    python scripts/bench.py --default-malloc          # both sides with glibc malloc's defaults
 
 Both train an embedding (64) + 2 x 256 LSTM (or --cell) + linear head with Adam on batches of 32
 windows of 100 characters drawn at the same random offsets. seqlab runs through
@@ -11,7 +12,9 @@ callbacks on. Every measurement is a fresh process; `--rounds` rounds run the si
 order, so that neither gains from going first on a machine whose speed drifts, and each side is
 reported as the median and the spread (lowest to highest) of its rounds, the ratios as ratios of
 medians. The first `--warmup` steps of each are not timed. With bf16 the validation bpc of
-seqlab's two precisions after the same steps is compared too.
+seqlab's two precisions after the same steps is compared too. The plain loop sets glibc's malloc
+as seqlab's `train()` does (`keep_freed_memory`, seqlab.allocator), so the ratio is the
+framework's cost alone; `--default-malloc` runs both sides with glibc's defaults instead.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def plain_pytorch(args: argparse.Namespace) -> dict[str, float]:
     from torch import nn
     from torch.nn import functional as F
 
+    from seqlab.allocator import keep_freed_memory
     from seqlab.data import TextDataModule
     from seqlab.data.text import WindowStarts
 
@@ -57,6 +61,8 @@ def plain_pytorch(args: argparse.Namespace) -> dict[str, float]:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.head(self.rnn(self.embedding(x))[0])
 
+    if not args.default_malloc:  # what seqlab's train() does (keep_freed_memory: true)
+        keep_freed_memory()
     model = CharRNN().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     autocast = args.precision == "bf16-mixed"
@@ -111,6 +117,7 @@ def seqlab_run(args: argparse.Namespace) -> dict[str, float]:
                     "+trainer.num_sanity_val_steps=0",
                     "+trainer.limit_val_batches=10",  # validation is not timed; keep it short
                     "+callbacks.timer._target_=seqlab.callbacks.step_timer.StepTimer",
+                    f"keep_freed_memory={not args.default_malloc}",
                 ],
             )
         started = time.perf_counter()
@@ -130,6 +137,7 @@ def measure(side: str, precision: str, args: argparse.Namespace) -> dict[str, fl
     for name in ("corpus", "steps", "warmup", "device", "cell", "hidden", "layers"):
         command += [f"--{name}", str(getattr(args, name))]
     command += ["--seq-len", str(args.seq_len), "--batch", str(args.batch)]
+    command += ["--default-malloc"] if args.default_malloc else []
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"{side} {precision} failed:\n{done.stderr[-3000:]}")
@@ -172,6 +180,11 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=100, help="(100)")
     parser.add_argument("--batch", type=int, default=32, help="(32)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of every side (5)")
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="both sides with glibc malloc's defaults (seqlab: keep_freed_memory=false)",
+    )
     parser.add_argument("--side", choices=["plain", "seqlab"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.corpus is None:
@@ -207,7 +220,8 @@ def main() -> None:
     )
     print(
         f"{args.device}: {_cpu() if args.device == 'cpu' else torch.cuda.get_device_name()}, "
-        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"malloc: {'glibc defaults' if args.default_malloc else 'keep_freed_memory'} (both sides)"
     )
     print(f"tokens/s, median of {args.rounds} rounds (each a fresh process, order rotating)")
     for side, precision in sides:

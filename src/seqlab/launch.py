@@ -75,13 +75,19 @@ def check_accelerator(trainer: DictConfig | dict, prefix: str = "trainer.") -> N
 
 
 def share_machine(cfg: DictConfig) -> None:
-    """Keep parallel jobs from oversubscribing the CPU.
+    """Keep parallel jobs from oversubscribing the CPU, and steps from mapping memory afresh.
 
     ``num_threads`` sets torch's threads; left null under the joblib launcher, each job gets
     cores / jobs, and DataLoader worker processes are switched off (jobs already are processes).
+    ``keep_freed_memory`` keeps glibc's malloc from handing each step's memory back to the
+    system (:mod:`seqlab.allocator`).
     """
     import torch
 
+    from seqlab.allocator import keep_freed_memory
+
+    if cfg.get("keep_freed_memory", True):
+        keep_freed_memory()
     jobs = parallel_jobs()
     threads = cfg.get("num_threads")
     if threads is None and jobs > 1:

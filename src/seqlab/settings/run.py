@@ -33,6 +33,7 @@ class RunSettings:
     resume: str | None = None
     ckpt_path: str | None = None
     num_threads: int | None = None
+    keep_freed_memory: bool = True
 
     def __post_init__(self) -> None:
         check_seed("seed", self.seed)
