@@ -146,6 +146,9 @@ def quiet_known_noise() -> None:
     warnings.filterwarnings("ignore", ".*could not find the monitored key in the returned metrics")
     # stream batches (seqlab.data.streams) are read in the process that trains, never by workers
     warnings.filterwarnings("ignore", ".*Your `IterableDataset` has `__len__` defined")
+    # on any machine with SLURM's tools installed, a run not started by srun: a run under
+    # submitit_slurm or srun is detected (metrics.json records SLURMEnvironment)
+    warnings.filterwarnings("ignore", ".*The `srun` command is available on your system")
     # raised inside Lightning's own code by newer torch releases
     warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):
