@@ -100,6 +100,7 @@ def _bench(spec: dict[str, Any], write: Any) -> None:
                 layers=2,
                 seq_len=spec["seq_len"],
                 batch=spec["batch"],
+                default_malloc=False,  # as seqlab's train() runs: keep_freed_memory
                 steps=spec["steps"],
                 warmup=spec["warmup"],
             )
