@@ -88,3 +88,61 @@ def test_bf16_mixed_learns_the_charseq_lesson_with_float32_losses(make_cfg, cell
     assert probe.losses == {torch.float32}
     assert probe.weights == {torch.float32}  # mixed: the master weights stay float32
     assert [p.predicted == p.target for p in result.predictions] == [True]
+
+
+class WeightCasts(TorchDispatchMode):
+    """Counts the casts to bf16 of tensors shaped like one weight."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape, self.count = shape, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if (
+            func is torch.ops.aten._to_copy.default
+            and kwargs.get("dtype") == torch.bfloat16
+            and tuple(args[0].shape) == self.shape
+        ):
+            self.count += 1
+        return func(*args, **kwargs)
+
+
+class RecurrentWeightCasts(pl.Callback):
+    """How often each training step's forward pass casts ``weight_hh_l0`` to bf16. Built by
+    Hydra inside ``train()``: the latest one is ``RecurrentWeightCasts.latest``."""
+
+    latest: RecurrentWeightCasts | None = None
+
+    def __init__(self) -> None:
+        self.per_step: list[int] = []
+        self.steps: set[int] = set()
+        RecurrentWeightCasts.latest = self
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.steps.add(batch.inputs.size(1))
+        self.mode = WeightCasts(tuple(pl_module.net.rnn.weight_hh_l0.shape))
+        self.mode.__enter__()
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.mode.__exit__(None, None, None)
+        self.per_step.append(self.mode.count)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bf16_mixed_casts_the_recurrent_weights_once_a_step_not_once_a_time_step(make_cfg, cell):
+    # nn.RNN's and nn.GRU's CPU kernels read weight_hh at every time step: without autocast's
+    # weight cache (Lightning turns it off) each read was a new cast, T per step
+    cfg = make_cfg(
+        "experiment=charseq",
+        f"model={cell}",
+        "trainer.precision=bf16-mixed",
+        "trainer.accelerator=cpu",
+        "trainer.max_epochs=3",
+        "+callbacks.casts._target_=test_precision.RecurrentWeightCasts",
+    )
+    train(cfg)
+    probe = RecurrentWeightCasts.latest
+
+    assert min(probe.steps) > 10  # enough time steps for T casts to show
+    assert probe.per_step == [1] * len(probe.per_step)

@@ -33,6 +33,7 @@ from seqlab.metrics import (
 from seqlab.models import NetConfig, RecurrentNet
 from seqlab.models.recurrent import State
 from seqlab.optimization import OptimizerFactory, Schedule, record
+from seqlab.precision import cast_weights_once
 
 RUNNING = ("train_loss", "train_acc")  # the metrics a checkpoint mid-epoch carries on
 
@@ -139,7 +140,8 @@ class SeqModule(pl.LightningModule):
         # the mean loss over the scored targets; (N, C) scores and (N,) targets for accuracy
         # (the adaptive head: (M,) predicted ids and the M scored targets); the final state,
         # for a stream's next batch
-        outputs, final = self.net(batch.inputs, batch.lengths, state)
+        with cast_weights_once(self.device.type):
+            outputs, final = self.net(batch.inputs, batch.lengths, state)
         loss, judged, targets = self.net.loss(outputs, batch.targets, IGNORE_INDEX)
         return loss, judged, targets, final
 
