@@ -127,8 +127,10 @@ class SeqModule(pl.LightningModule):
     def _loss_and_accuracy(self) -> tuple[WeightedMean, MulticlassAccuracy]:
         # epoch means weighted by scored predictions, with no host sync until the epoch ends;
         # nan_strategy="disable": a diverged loss stays NaN (and is caught), no per-step check
+        # validate_args=False: torchmetrics would check every step's targets with
+        # torch.unique, a host sync per step on a GPU; seqlab's data made them, in range
         return WeightedMean(nan_strategy="disable"), MulticlassAccuracy(
-            len(self.class_names), average="micro", ignore_index=IGNORE_INDEX
+            len(self.class_names), average="micro", ignore_index=IGNORE_INDEX, validate_args=False
         )
 
     def forward(self, batch: Batch) -> torch.Tensor:
