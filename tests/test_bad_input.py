@@ -607,6 +607,10 @@ TRAIN = {
         ],
         "model.tie_weights=True is invalid: needs head=fc, not adaptive",
     ),
+    "devices auto for slurm": (
+        ["-m", "experiment=hihello", "hydra/launcher=submitit_slurm", "trainer.devices=auto"],
+        "trainer.devices='auto' is invalid: a SLURM job needs a number of devices per node (one task each)",
+    ),
 }
 
 

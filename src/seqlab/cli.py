@@ -77,6 +77,12 @@ def run(entry: Callable[[], Any]) -> Any:
 
 def describe(err: BaseException) -> str | None:
     """One line for a config Hydra could not compose; None for anything else (a real bug)."""
+    # a resolver's own SettingError (e.g. ${tasks_for:...}), wrapped by OmegaConf: its line
+    inner: BaseException | None = err
+    for _ in range(3):
+        inner = inner.__cause__ or inner.__context__ if inner is not None else None
+        if isinstance(inner, SettingError):
+            return str(inner)
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, option = err.missing_cfg_file.rpartition("/")
         return str(SettingError(group, option, f"expected one of {', '.join(err.options)}"))

@@ -37,6 +37,21 @@ OmegaConf.register_new_resolver(
     lambda accelerator, devices: devices if accelerator in ("gpu", "cuda") else None,
     replace=True,
 )
+
+
+def tasks_for(devices: Any) -> int:
+    """`${tasks_for:${trainer.devices}}`: a SLURM job's tasks per node, one per device; a count
+    SLURM must be given, where Lightning could have counted the devices itself (auto, -1)."""
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0:
+        return devices
+    raise SettingError(
+        "trainer.devices",
+        devices,
+        "a SLURM job needs a number of devices per node (one task each), e.g. trainer.devices=2",
+    )
+
+
+OmegaConf.register_new_resolver("tasks_for", tasks_for, replace=True)
 # `${corpus:tinyshakespeare.txt.gz}`: the absolute path of a corpus shipped in the package
 OmegaConf.register_new_resolver("corpus", corpus_path, replace=True)
 

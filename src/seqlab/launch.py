@@ -74,11 +74,28 @@ def check_accelerator(trainer: DictConfig | dict, prefix: str = "trainer.") -> N
         raise SettingError(f"{prefix}devices", devices, f"this machine has {found} {kind}(s)")
 
 
+def available_cores() -> int:
+    """The CPU cores this process may use: a SLURM task's share of its node (``--cpus-per-task``,
+    else the node's allocated CPUs over its tasks), else the cores its affinity mask allows (a
+    container's share), else the machine's."""
+    env = os.environ
+    if env.get("SLURM_JOB_ID"):
+        if env.get("SLURM_CPUS_PER_TASK", "").isdigit():
+            return max(1, int(env["SLURM_CPUS_PER_TASK"]))
+        cpus, tasks = env.get("SLURM_CPUS_ON_NODE", ""), env.get("SLURM_NTASKS_PER_NODE", "1")
+        if cpus.isdigit() and tasks.isdigit():
+            return max(1, int(cpus) // max(1, int(tasks)))
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def share_machine(cfg: DictConfig) -> None:
     """Keep parallel jobs from oversubscribing the CPU, and steps from mapping memory afresh.
 
     ``num_threads`` sets torch's threads; left null under the joblib launcher, each job gets
-    cores / jobs, and DataLoader worker processes are switched off (jobs already are processes).
+    cores / jobs, and DataLoader worker processes are switched off (jobs already are processes);
+    under SLURM, each task its share of the node's allocated CPUs (:func:`available_cores`).
     ``keep_freed_memory`` keeps glibc's malloc from handing each step's memory back to the
     system (:mod:`seqlab.allocator`).
     """
@@ -90,8 +107,9 @@ def share_machine(cfg: DictConfig) -> None:
         keep_freed_memory()
     jobs = parallel_jobs()
     threads = cfg.get("num_threads")
-    if threads is None and jobs > 1:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+    if threads is None and (jobs > 1 or os.environ.get("SLURM_JOB_ID")):
+        # torch's default is every core of the node: a SLURM task would take its neighbours'
+        threads = max(1, available_cores() // jobs)
     if threads:
         torch.set_num_threads(threads)
     if jobs > 1 and cfg.data.get("num_workers"):

@@ -35,6 +35,8 @@ def test_a_two_task_job_trains_one_ddp_run_through_slurms_environment(tmp_path):
     # the two srun tasks were the two ranks, as SLURM numbered them: Lightning started none
     assert (summary["cluster_environment"], summary["world_size"]) == ("SLURMEnvironment", 2)
     assert summary["status"] == "completed"
+    # each task ran torch on its one CPU of the job, not on every core of the node
+    assert summary["num_threads"] == 1
     assert summary["final"]["val/acc"] >= 0.95  # the single-process lesson target
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1  # one TensorBoard run
     print(f"{array_dir.name}: val/acc {summary['final']['val/acc']:.4f}")
