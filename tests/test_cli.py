@@ -51,3 +51,24 @@ def test_a_second_settled_import_in_a_process_freezes_nothing_more():
         pass
 
     assert gc.get_freeze_count() == frozen and gc.isenabled()
+
+
+def test_a_launcher_whose_plugin_is_missing_is_one_line_naming_the_install(monkeypatch, tmp_path):
+    from seqlab import cli
+
+    installed = {"hydra_plugins.hydra_submitit_launcher"}  # as `pip install -e ".[slurm]"`
+    monkeypatch.setattr(cli, "find_spec", lambda name: object() if name in installed else None)
+    monkeypatch.setattr(sys, "argv", ["train.py", "-m", "model=rnn,lstm", "hydra/launcher=ray"])
+    monkeypatch.chdir(tmp_path)
+    trained = []
+
+    try:
+        cli.run(lambda: trained.append(True))
+    except SystemExit as stop:
+        said = str(stop.code)
+    assert (
+        said
+        == 'error: hydra/launcher=ray needs the hydra-ray-launcher package: pip install -e ".[ray]"'
+    )
+    assert trained == [] and list(tmp_path.iterdir()) == []  # before Hydra made anything
+    assert cli.missing_launcher(["hydra/launcher=submitit_slurm", "hydra/launcher=joblib"]) is None

@@ -126,12 +126,13 @@ def _hydra_cfg(*overrides: str):
         return compose("train", overrides=list(overrides), return_hydra_config=True)
 
 
-@pytest.mark.parametrize("launcher", ["submitit_slurm", "submitit_local", "ray"])
+# hydra/launcher=ray needs an environment of its own: tests/ray runs its sweeps there
+@pytest.mark.parametrize("launcher", ["submitit_slurm", "submitit_local"])
 def test_cluster_launcher_configs_compose(tmp_path, launcher):
     done = run_script("train.py", f"hydra/launcher={launcher}", "--cfg", "hydra", cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
-    assert "_target_: hydra_plugins." in done.stdout or launcher == "ray"
+    assert "_target_: hydra_plugins." in done.stdout
 
 
 def test_slurm_tasks_and_gpus_follow_the_trainer():

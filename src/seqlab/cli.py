@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
+from importlib.util import find_spec
 from typing import Any
 
 from hydra.errors import (
@@ -48,9 +49,38 @@ def settled_imports() -> Iterator[None]:
         gc.enable()
 
 
+# hydra/launcher=NAME: the plugin package it needs, and the extra that installs it
+LAUNCHER_PLUGINS = {
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "ray"),
+}
+
+
+def missing_launcher(argv: list[str]) -> str | None:
+    """The line for a hydra/launcher= whose plugin is not installed; None if all is there.
+
+    Hydra itself would report it deep in a traceback, after the config was composed.
+    """
+    for arg in argv:
+        name = arg.removeprefix("hydra/launcher=")
+        if name == arg or name not in LAUNCHER_PLUGINS:
+            continue
+        module, extra = LAUNCHER_PLUGINS[name]
+        if find_spec(module) is None:
+            return (
+                f"hydra/launcher={name} needs the {module.split('.')[-1].replace('_', '-')} "
+                f'package: pip install -e ".[{extra}]"'
+            )
+    return None
+
+
 def run(entry: Callable[[], Any]) -> Any:
     """Call a ``@hydra.main`` function, turning Hydra's composition errors into one line."""
     os.environ["HYDRA_FULL_ERROR"] = "1"  # raise, so the error can be read, not printed
+    line = missing_launcher(sys.argv[1:])
+    if line is not None:
+        raise SystemExit(f"error: {line}")
     try:
         return entry()
     except SettingError as err:  # a sweep's failed job, re-raised when its sweep ends
