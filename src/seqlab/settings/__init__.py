@@ -13,13 +13,20 @@ from omegaconf import DictConfig
 from seqlab.errors import MOVED, SettingError, check_choice, moved
 from seqlab.metrics import METRICS
 from seqlab.settings.optim import check_optimizer, check_scheduler
-from seqlab.settings.run import EvalSettings, GenerateSettings, PredictSettings, RunSettings
+from seqlab.settings.run import (
+    EvalSettings,
+    ExportSettings,
+    GenerateSettings,
+    PredictSettings,
+    RunSettings,
+)
 from seqlab.settings.trainer import check_trainer
 from seqlab.settings.types import check_node
 from seqlab.settings.values import plain, settings_from
 
 __all__ = [
     "EvalSettings",
+    "ExportSettings",
     "GenerateSettings",
     "PredictSettings",
     "RunSettings",

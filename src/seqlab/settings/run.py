@@ -97,3 +97,18 @@ class PredictSettings:
             raise SettingError("text", self.text, "give text=... or file=... (one text per line)")
         _check_path("file", self.file)
         check_choice("unknown", self.unknown, UNKNOWN_POLICIES)
+
+
+@dataclass
+class ExportSettings:
+    """conf/export.yaml."""
+
+    ckpt_path: str
+    out: str = "model.onnx"
+
+    def __post_init__(self) -> None:
+        _check_path("ckpt_path", self.ckpt_path)
+        if not self.out.strip():
+            raise SettingError("out", self.out, "expected a file path, e.g. model.onnx")
+        if os.path.isdir(self.out):
+            raise SettingError("out", self.out, "is a directory: expected a file path")
