@@ -155,6 +155,9 @@ def export_onnx(net: RecurrentNet, module: SeqModule, path: Path) -> Any:
             # about a zero initial state made for the sample's batch: the next-token graph takes
             # its state as inputs, the classifier's is built from the batch's shape (tested)
             warnings.filterwarnings("ignore", ".*with a batch_size other than 1")
+            # nn.RNN's and pad_packed_sequence's checks of sizes, made on the sample: they
+            # pass on any batch and length alike (tested on others)
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             # The TorchScript exporter (dynamo=False): torch 2.13's torch.export-based one
             # cannot trace pack_padded_sequence (its batch sizes depend on the lengths' values),
             # and it writes nn.RNN as a loop unrolled over the sample's steps, so the time axis
