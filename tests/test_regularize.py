@@ -3,13 +3,18 @@ AR and TAR as written, and with all of them off the network as it always was."""
 
 from __future__ import annotations
 
+import csv
+import math
+import random
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from seqlab.checkpoint import load_checkpoint
 from seqlab.errors import SettingError
 from seqlab.models import NetConfig, RecurrentNet
 from seqlab.models.regularize import (
@@ -19,6 +24,7 @@ from seqlab.models.regularize import (
     activation_penalty,
     temporal_penalty,
 )
+from seqlab.train import train
 
 V, E = 30, 8
 LM = {"encoding": "embedding", "embedding_dim": E, "hidden_size": E, "cell": "lstm"}
@@ -211,3 +217,83 @@ def test_weight_drop_follows_the_functional_path_of_any_cell():
         out, _ = net(_tokens())
         F.cross_entropy(out.reshape(-1, V), _tokens().reshape(-1)).backward()
         assert net.rnn.weight_hh_l0.grad.abs().sum() > 0
+
+
+def test_experiment_awd_wikitext2_is_the_published_recipe_and_trains(make_cfg, tmp_path):
+    cfg = make_cfg("experiment=awd_wikitext2")
+    model, data, optimizer = cfg.model, cfg.data, cfg.optimizer
+    assert (model.embedding_dim, list(model.hidden_sizes), model.tie_weights) == (
+        400,
+        [1150, 1150, 400],
+        True,
+    )
+    dropouts = (model.dropout_output, model.dropout_hidden, model.dropout_input)
+    assert (*dropouts, model.dropout_embedding, model.weight_drop) == (0.4, 0.3, 0.65, 0.1, 0.5)
+    assert (model.ar_alpha, model.tar_beta) == (2.0, 1.0)
+    assert (data.seq_len, data.seq_len_jitter, data.batch_size) == (70, 5, 80)
+    assert optimizer._target_ == "seqlab.nt_asgd.NTASGD"
+    assert (optimizer.lr, optimizer.weight_decay, optimizer.nonmono) == (30, 1.2e-6, 5)
+    assert cfg.trainer.max_epochs == 750
+
+    # two steps of it on a slice of text, the network shrunk
+    root = tmp_path / "slice"
+    root.mkdir()
+    words = [f"w{i}" for i in range(12)]
+    for split, seed in (("train", 0), ("valid", 1)):
+        r = random.Random(seed)
+        (root / f"{split}.txt").write_text(
+            "".join(" ".join(r.choices(words, k=6)) + "\n" for _ in range(40))
+        )
+    cfg = make_cfg(
+        "experiment=awd_wikitext2",
+        f"data.dir={root}",
+        "data.batch_size=2",
+        "data.seq_len=8",
+        "data.eval_batch_size=2",
+        "model.embedding_dim=8",
+        "model.hidden_size=8",
+        "model.hidden_sizes=[12,12,8]",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2",
+        "logger=csv",
+    )
+    result = train(cfg)
+    logged = _csv_columns(result.run_dir / "metrics.csv")
+    assert result.final["train/loss"] > 0 and math.isfinite(result.final["val/ppl"])
+    assert logged["train/ar"] and logged["train/tar"] and logged["train/asgd"] == [0.0]
+    checkpoint = load_checkpoint(result.run_dir / "checkpoints" / "last.ckpt")
+    recorded = checkpoint["hyper_parameters"]
+    assert (recorded["weight_drop"], recorded["hidden_sizes"]) == (0.5, [12, 12, 8])
+    # a checkpoint is checked against the settings' types before anything is built from it
+    recorded["weight_drop"] = "half"
+    torch.save(checkpoint, tmp_path / "crafted.ckpt")
+    with pytest.raises(SettingError, match=r"weight_drop='half'.*expected a number"):
+        load_checkpoint(tmp_path / "crafted.ckpt")
+
+
+def _csv_columns(path: Path) -> dict[str, list[float]]:
+    with open(path) as file:
+        rows = list(csv.DictReader(file))
+    return {key: [float(r[key]) for r in rows if r[key]] for key in rows[0]}
+
+
+def test_the_logged_train_loss_is_the_cross_entropy_without_the_penalties(make_cfg, tmp_path):
+    root = tmp_path / "words"
+    root.mkdir()
+    for split, seed in (("train", 0), ("valid", 1)):
+        r = random.Random(seed)
+        text = "".join(" ".join(r.choices("abcdefgh", k=6)) + "\n" for _ in range(40))
+        (root / f"{split}.txt").write_text(text)
+    args = [
+        "data=corpus",
+        f"data.dir={root}",
+        "data.seq_len=8",
+        "data.batch_size=2",
+        "model=lstm",
+        "model.encoding=embedding",
+        "+trainer.max_steps=1",
+    ]
+    # one step: its loss is measured before any update, from the same seed and masks
+    plain = train(make_cfg(*args, bare=True))
+    penalised = train(make_cfg(*args, "model.ar_alpha=50", "model.tar_beta=50", bare=True))
+    assert penalised.final["train/loss"] == plain.final["train/loss"]
