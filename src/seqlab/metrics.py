@@ -14,6 +14,12 @@ VAL_ACC = "val/acc"
 VAL_BPC = "val/bpc"  # bits per character: val/loss in base 2, character-level models only
 VAL_PPL = "val/ppl"
 
+# logged beside them when set: the AR and TAR penalties (added to the training loss, which
+# train/loss leaves out), and whether NT-ASGD has switched to averaging (0 or 1)
+TRAIN_AR = "train/ar"
+TRAIN_TAR = "train/tar"
+TRAIN_ASGD = "train/asgd"
+
 # logged while training
 METRICS = (TRAIN_LOSS, TRAIN_ACC, TRAIN_PPL, VAL_LOSS, VAL_ACC, VAL_BPC, VAL_PPL)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -21,8 +22,11 @@ from seqlab.metrics import (
     TEST_LOSS,
     TEST_PPL,
     TRAIN_ACC,
+    TRAIN_AR,
+    TRAIN_ASGD,
     TRAIN_LOSS,
     TRAIN_PPL,
+    TRAIN_TAR,
     VAL_ACC,
     VAL_BPC,
     VAL_LOSS,
@@ -31,9 +35,19 @@ from seqlab.metrics import (
     logs_ppl,
 )
 from seqlab.models import NetConfig, RecurrentNet
-from seqlab.models.recurrent import State
+from seqlab.models.recurrent import Run, State
+from seqlab.models.regularize import activation_penalty, temporal_penalty
+from seqlab.nt_asgd import (
+    averaging,
+    load_training_weights,
+    restore,
+    save_averages,
+    swap_in_averages,
+)
 from seqlab.optimization import OptimizerFactory, Schedule, record
 from seqlab.precision import cast_weights_once
+
+log = logging.getLogger(__name__)
 
 RUNNING = ("train_loss", "train_acc")  # the metrics a checkpoint mid-epoch carries on
 
@@ -123,6 +137,16 @@ class SeqModule(pl.LightningModule):
         self.train_loss, self.train_acc = self._loss_and_accuracy()
         self.val_loss, self.val_acc = self._loss_and_accuracy()
         self.test_loss, self.test_acc = self._loss_and_accuracy()
+        # AR and TAR, each an epoch mean logged beside train/loss, only when set
+        self.penalties = {
+            name: weight
+            for name, weight in ((TRAIN_AR, config.ar_alpha), (TRAIN_TAR, config.tar_beta))
+            if weight
+        }
+        self.penalty_means = torch.nn.ModuleList(
+            WeightedMean(nan_strategy="disable") for _ in self.penalties
+        )
+        self._training_weights: list[torch.Tensor] | None = None  # while NT-ASGD's means are in
 
     def _loss_and_accuracy(self) -> tuple[WeightedMean, MulticlassAccuracy]:
         # epoch means weighted by scored predictions, with no host sync until the epoch ends;
@@ -138,14 +162,20 @@ class SeqModule(pl.LightningModule):
 
     def _scores(
         self, batch: Batch, state: State | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, State]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Run]:
         # the mean loss over the scored targets; (N, C) scores and (N,) targets for accuracy
-        # (the adaptive head: (M,) predicted ids and the M scored targets); the final state,
-        # for a stream's next batch
+        # (the adaptive head: (M,) predicted ids and the M scored targets); the run, whose
+        # final state a stream's next batch starts from
         with cast_weights_once(self.device.type):
-            outputs, final = self.net(batch.inputs, batch.lengths, state)
-        loss, judged, targets = self.net.loss(outputs, batch.targets, IGNORE_INDEX)
-        return loss, judged, targets, final
+            run = self.net.run(batch.inputs, batch.lengths, state)
+        loss, judged, targets = self.net.loss(run.outputs, batch.targets, IGNORE_INDEX)
+        return loss, judged, targets, run
+
+    def _penalty(self, name: str, run: Run) -> torch.Tensor:
+        # AWD-LSTM's: AR on the last layer's dropped output, TAR on it before dropout
+        if name == TRAIN_AR:
+            return activation_penalty(run.dropped, self.penalties[name])
+        return temporal_penalty(run.raw, self.penalties[name])
 
     @property
     def _word_level(self) -> bool:
@@ -153,12 +183,21 @@ class SeqModule(pl.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         state = self.train_state if batch.carry_state else None
-        loss, scores, targets, final = self._scores(batch, state)
+        loss, scores, targets, run = self._scores(batch, state)
         if batch.carry_state:
-            self.train_state = detached(final)
+            self.train_state = detached(run.state)
         self.train_loss.update(loss, weight=(targets != IGNORE_INDEX).sum())
         self.train_acc.update(scores, targets)
-        if self.trainer.is_last_batch or self._last_step():
+        objective = loss  # train/loss stays the cross-entropy; the penalties are logged beside
+        for name, mean in zip(self.penalties, self.penalty_means, strict=True):
+            penalty = self._penalty(name, run)
+            mean.update(penalty.detach(), weight=torch.ones((), device=penalty.device))
+            objective = objective + penalty
+        last = self.trainer.is_last_batch or self._last_step()
+        if last:
+            for name, mean in zip(self.penalties, self.penalty_means, strict=True):
+                self.log(name, mean, on_step=False, on_epoch=True)
+        if last:
             # the epoch means, registered once: each self.log call costs about a millisecond of
             # bookkeeping, more than a lesson's whole step
             self.log(TRAIN_LOSS, self.train_loss, on_step=False, on_epoch=True)
@@ -166,7 +205,7 @@ class SeqModule(pl.LightningModule):
             if self._word_level:  # exp of the epoch's mean loss so far (all ranks' tokens)
                 ppl = self.train_loss.compute().exp()
                 self.log(TRAIN_PPL, ppl, on_step=False, on_epoch=True, batch_size=1)
-        return loss
+        return objective
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         # a jittered stream batch of T tokens steps with lr x T / seq_len (AWD-LSTM), put back
@@ -198,6 +237,8 @@ class SeqModule(pl.LightningModule):
         # checkpoint restored
         self.train_loss.reset()
         self.train_acc.reset()
+        for mean in self.penalty_means:
+            mean.reset()
         self.train_state = None
 
     def carried_state(self) -> list[torch.Tensor]:
@@ -224,7 +265,7 @@ class SeqModule(pl.LightningModule):
                 f"it carries the state of {parts[0].size(0)} ranks' streams, this run has "
                 f"{ranks}: resume with as many devices as it was trained on"
             )
-        layers, units = self.net.num_layers * self.net.directions, self.net.hidden_size
+        layers, units = self.net.num_layers * self.net.directions, self.net.state_size
         needed = 2 if self.hparams.cell == "lstm" else 1  # LSTM: (h, c)
         if len(parts) != needed or any(p.size(1) != layers or p.size(3) != units for p in parts):
             shapes = ", ".join(str(tuple(part.shape[1:])) for part in parts)
@@ -271,16 +312,45 @@ class SeqModule(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self.eval_state = None  # every evaluation reads its streams from a zero state
+        self._evaluate_averages()
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, self.val_loss, self.val_acc)
 
     def on_validation_epoch_end(self) -> None:
         names = (VAL_LOSS, VAL_ACC, VAL_BPC, VAL_PPL)
-        self._log_evaluation(names, self.val_loss, self.val_acc)
+        loss = self._log_evaluation(names, self.val_loss, self.val_acc)
+        self._training_weights_back()
+        optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
+        if hasattr(optimizer, "observe") and not self.trainer.sanity_checking:
+            # NT-ASGD's trigger reads every evaluation's loss (the same on every rank)
+            epoch = self.trainer.current_epoch
+            if optimizer.observe(loss.item(), epoch):
+                log.info("NT-ASGD: val/loss %.4f at epoch %d, averaging from now on", loss, epoch)
+            self.log(TRAIN_ASGD, float(optimizer.averaging), sync_dist=True)
+
+    def _evaluate_averages(self) -> None:
+        # after NT-ASGD's switch, evaluation reads the means of the weights
+        if (optimizer := averaging(self.trainer.optimizers)) and self._training_weights is None:
+            self._training_weights = swap_in_averages(optimizer)
+
+    def _training_weights_back(self) -> None:
+        if (optimizer := averaging(self.trainer.optimizers)) and self._training_weights:
+            restore(optimizer, self._training_weights)
+        self._training_weights = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # after NT-ASGD's switch a checkpoint's weights are the means, what eval and generate
+        # read; the weights training goes on from are kept beside them
+        if optimizer := averaging(self.trainer.optimizers):
+            save_averages(self, optimizer, checkpoint, self._training_weights)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        load_training_weights(checkpoint)  # seqlab.checkpoint checked them before training
 
     def on_test_epoch_start(self) -> None:
         self.eval_state = None
+        self._evaluate_averages()
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, self.test_loss, self.test_acc)
@@ -288,18 +358,19 @@ class SeqModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         names = (TEST_LOSS, TEST_ACC, TEST_BPC, TEST_PPL)
         self._log_evaluation(names, self.test_loss, self.test_acc)
+        self._training_weights_back()
 
     def _evaluate(self, batch: Batch, mean_loss: MeanMetric, accuracy: MulticlassAccuracy) -> None:
         state = self.eval_state if batch.carry_state else None
-        loss, scores, targets, final = self._scores(batch, state)
+        loss, scores, targets, run = self._scores(batch, state)
         if batch.carry_state:
-            self.eval_state = final  # no graph to cut: evaluation runs without gradients
+            self.eval_state = run.state  # no graph to cut: evaluation runs without gradients
         mean_loss.update(loss, weight=(targets != IGNORE_INDEX).sum())
         accuracy.update(scores, targets)
 
     def _log_evaluation(
         self, names: tuple[str, str, str, str], mean_loss: MeanMetric, accuracy: MulticlassAccuracy
-    ) -> None:
+    ) -> torch.Tensor:
         loss_name, acc_name, bpc_name, ppl_name = names
         loss = mean_loss.compute()
         mean_loss.reset()
@@ -310,6 +381,7 @@ class SeqModule(pl.LightningModule):
             self.log(bpc_name, loss / math.log(2), sync_dist=True)
         if self._word_level:  # exp of the mean per-token loss: every token of the split once
             self.log(ppl_name, loss.exp(), prog_bar=True, sync_dist=True)
+        return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
         if self.optimizer is None:

@@ -30,6 +30,7 @@ from seqlab.data.memory import MemoryDataModule
 from seqlab.data.vocab import Vocab
 from seqlab.errors import SettingError, shown
 from seqlab.module import SeqModule
+from seqlab.nt_asgd import TRAINING_WEIGHTS
 from seqlab.settings.types import check_arguments
 
 FORMAT = 1
@@ -116,6 +117,12 @@ def _check_tensors(checkpoint: dict[str, Any], fail: Fail) -> None:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
     ):
         raise fail("its state_dict is not a mapping of names to tensors")
+    training = checkpoint["seqlab"].get(TRAINING_WEIGHTS, {})
+    if not isinstance(training, dict) or not all(
+        isinstance(k, str) and k in weights and isinstance(v, torch.Tensor)
+        for k, v in training.items()
+    ):
+        raise fail(f"its {TRAINING_WEIGHTS} are not a mapping of its weights' names to tensors")
     rng = checkpoint["seqlab"].get("rng_state")
     expected = torch.get_rng_state()
     if (

@@ -13,11 +13,14 @@ from typing import Any
 from seqlab.callbacks.summary import RunSummary
 from seqlab.checkpoint.contents import check_weights
 from seqlab.errors import SettingError, first_line
+from seqlab.models import NetConfig
 from seqlab.module import SeqModule
+from seqlab.nt_asgd import TRAINING_WEIGHTS
 from seqlab.optimization import differences
 
 # vocab, class_names and task are facts of the data, not model.* settings
 _DATA_FACTS = ("vocab", "class_names", "task")
+_SETTING_DEFAULTS = NetConfig(2, 2).settings()
 
 
 @dataclass
@@ -64,7 +67,8 @@ def check_continuation(start: Continuation, module: SeqModule) -> None:
     optimizer's and the scheduler's), weights that fit, and optimizer and scheduler states that
     this module's load (tried on copies, before training)."""
     fail = partial(SettingError, start.key, start.value)
-    saved = start.checkpoint["hyper_parameters"]
+    # a setting added since the checkpoint was made is recorded as its default
+    saved = _SETTING_DEFAULTS | start.checkpoint["hyper_parameters"]
     differ = [name for name, setting in module.hparams.items() if saved.get(name) != setting]
     changes = [f"model.{n}={saved.get(n)!r}" for n in differ if n not in _DATA_FACTS]
     if set(differ) & set(_DATA_FACTS):
@@ -76,6 +80,8 @@ def check_continuation(start: Continuation, module: SeqModule) -> None:
     if changes:
         raise fail(f"it was trained with other settings: {', '.join(changes)}")
     check_weights(start.checkpoint["state_dict"], module, fail)
+    training = start.checkpoint["seqlab"].get(TRAINING_WEIGHTS) or {}
+    check_weights(start.checkpoint["state_dict"] | training, module, fail)
     configured = module.configure_optimizers()
     optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
     schedulers = [configured["lr_scheduler"]["scheduler"]] if isinstance(configured, dict) else []

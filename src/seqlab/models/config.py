@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, asdict, dataclass, fields
 from typing import Any
 
-from seqlab.errors import SettingError, check_choice, check_positive
+from seqlab.errors import SettingError, check_at_least, check_choice, check_positive
 from seqlab.models.adaptive import DIV_VALUE, default_cutoffs, projection_sizes
 
 CELLS = ("rnn", "lstm", "gru")
@@ -22,6 +22,14 @@ ENCODINGS = ("onehot", "embedding")
 HEADS = ("fc", "none", "adaptive")
 # many-to-one: what represents a sequence: the final states, or the outputs' max or mean over time
 POOLINGS = ("last", "max", "mean")
+# AWD-LSTM's dropout probabilities (seqlab.models.regularize)
+REGULARISERS = (
+    "weight_drop",
+    "dropout_input",
+    "dropout_hidden",
+    "dropout_output",
+    "dropout_embedding",
+)
 
 
 @dataclass
@@ -50,6 +58,15 @@ class NetConfig:
     init_range: float | None = None
     cutoffs: list[int] | None = None
     div_value: float = DIV_VALUE
+    # AWD-LSTM's regularisers (seqlab.models.regularize), each off at 0
+    weight_drop: float = 0.0  # DropConnect on the hidden-to-hidden weights
+    dropout_input: float = 0.0  # locked dropout on the RNN's input
+    dropout_hidden: float = 0.0  # locked dropout between layers (runs them one by one)
+    dropout_output: float = 0.0  # locked dropout on the last layer's output
+    dropout_embedding: float = 0.0  # whole words dropped from the embedding matrix
+    ar_alpha: float = 0.0  # training loss + ar_alpha * mean(h_t^2) of the dropped output
+    tar_beta: float = 0.0  # training loss + tar_beta * mean((h_t - h_{t-1})^2)
+    hidden_sizes: list[int] | None = None  # each layer's size (run one by one); null: hidden_size
 
     @property
     def directions(self) -> int:
@@ -59,6 +76,15 @@ class NetConfig:
     def features(self) -> int:
         """Size of the RNN's output at each step: the head's input."""
         return self.hidden_size * self.directions
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        return list(self.hidden_sizes or [self.hidden_size] * self.num_layers)
+
+    @property
+    def layered(self) -> bool:
+        """The layers run as one RNN module each: sizes of their own, or dropout between."""
+        return self.hidden_sizes is not None or self.dropout_hidden > 0
 
     @classmethod
     def setting_names(cls) -> tuple[str, ...]:
@@ -86,8 +112,12 @@ class NetConfig:
         check_positive("num_layers", self.num_layers)
         if self.encoding == "embedding":
             check_positive("embedding_dim", self.embedding_dim)
-        if not 0 <= self.dropout < 1:
-            raise SettingError("dropout", self.dropout, "expected 0 <= dropout < 1")
+        for name in ("dropout", *REGULARISERS):
+            if not 0 <= getattr(self, name) < 1:
+                raise SettingError(name, getattr(self, name), f"expected 0 <= {name} < 1")
+        check_at_least("ar_alpha", self.ar_alpha, 0)
+        check_at_least("tar_beta", self.tar_beta, 0)
+        self._check_layers()
         if self.head == "none" and self.features != self.num_outputs:
             scores = f"head=none makes the RNN outputs the {self.num_outputs} class scores"
             if self.num_outputs % self.directions == 0:
@@ -112,6 +142,29 @@ class NetConfig:
                 reason = "sets the embedding's and the head's weights: this net has neither"
                 raise SettingError("init_range", self.init_range, reason)
 
+    def _check_layers(self) -> None:
+        if self.dropout_embedding and self.encoding != "embedding":
+            reason = f"drops rows of the embedding: needs encoding=embedding, not {self.encoding}"
+            raise SettingError("dropout_embedding", self.dropout_embedding, reason)
+        if self.dropout_hidden and self.num_layers < 2:
+            reason = "acts between stacked layers: needs num_layers >= 2"
+            raise SettingError("dropout_hidden", self.dropout_hidden, reason)
+        sizes = self.hidden_sizes
+        if sizes is None:
+            return
+        if not sizes or any(type(size) is not int or size < 1 for size in sizes):
+            raise SettingError("hidden_sizes", sizes, "expected whole numbers >= 1, or null")
+        if len(sizes) != self.num_layers:
+            reason = f"gives {len(sizes)} layers: set model.num_layers={len(sizes)} too"
+            raise SettingError("hidden_sizes", sizes, reason)
+        if sizes[-1] != self.hidden_size:
+            reason = (
+                f"the last layer is what the head reads, hidden_size {self.hidden_size}: "
+                f"set model.hidden_size={sizes[-1]} too"
+            )
+            raise SettingError("hidden_sizes", sizes, reason)
+        self.hidden_sizes = list(sizes)
+
     def _check_tying(self) -> None:
         """The head's (V, D*H) weight can be the embedding's (V, E): the same vocabulary in and
         out, and E == D*H."""
@@ -127,6 +180,12 @@ class NetConfig:
                 f"this one has {self.num_outputs} classes"
             )
             raise SettingError("tie_weights", True, reason)
+        if self.embedding_dim != self.features and self.hidden_sizes is not None:
+            reason = (
+                f"tie_weights needs the last layer x directions to be embedding_dim "
+                f"{self.embedding_dim}, not {self.features}"
+            )
+            raise SettingError("hidden_sizes", self.hidden_sizes, reason)
         if self.embedding_dim != self.features:
             reason = (
                 f"the head's input is hidden_size x directions = {self.features}, "
