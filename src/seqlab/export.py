@@ -152,6 +152,7 @@ def export_onnx(net: RecurrentNet, module: SeqModule, path: Path) -> Any:
         with warnings.catch_warnings():
             # chosen on purpose, see below
             warnings.filterwarnings("ignore", ".*legacy TorchScript-based ONNX export")
+            warnings.filterwarnings("ignore", "The feature will be removed", DeprecationWarning)
             # about a zero initial state made for the sample's batch: the next-token graph takes
             # its state as inputs, the classifier's is built from the batch's shape (tested)
             warnings.filterwarnings("ignore", ".*with a batch_size other than 1")
