@@ -94,6 +94,15 @@ def instantiate_setting(
         raise err.within(key) from None
 
 
+def switched_off(node: Any) -> bool:
+    """A ``callbacks`` or ``logger`` entry that builds nothing: ``null``, or an EarlyStopping
+    without a patience (the default one, until callbacks.early_stopping.patience=N)."""
+    if node is None:
+        return True
+    stopping = str(node.get("_target_", "")).endswith("EarlyStopping")
+    return stopping and node.get("patience") is None
+
+
 def run_hparams(cfg: DictConfig) -> dict[str, Any]:
     """The run's settings as a nested dict of plain values, without ``_target_`` noise."""
 
