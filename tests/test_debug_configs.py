@@ -1,124 +1,123 @@
-"""debug=default|fdr|limit|overfit|profiler: short runs that find a bug, on any experiment."""
+"""debug=default|fdr|limit|overfit|profiler: each composed with the experiments and really run."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
-import pytorch_lightning as pl
 import torch
+from batch_probe import BatchProbe
 from conftest import CONF_DIR, compose_train
 
+from seqlab.settings import check_train_config
 from seqlab.train import train
 
-# a classification task with 4 training batches an epoch: a step count tells epochs apart
-MEMORY = [
-    "experiment=memory",
-    "model=lstm",
-    "data.train_size=200",
-    "data.val_size=50",
-    "data.distance=10",
-]
-STEPS_PER_EPOCH = 4
 DEBUG = sorted(p.stem for p in (CONF_DIR / "debug").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+# experiment=memory shrunk to a lesson's size: several shuffled batches an epoch
+MEMORY = ["experiment=memory", "data.distance=10", "data.val_size=200"]
+PROBE = "+callbacks.probe._target_=batch_probe.BatchProbe"
 
 
-class BatchProbe(pl.Callback):
-    """What each training step saw: its inputs, and whether autograd's anomaly mode was on.
-    Built by Hydra inside ``train()`` (:data:`PROBE`): the latest one is ``BatchProbe.latest``."""
-
-    latest: ClassVar[BatchProbe | None] = None
-
-    def __init__(self) -> None:
-        self.inputs: list[torch.Tensor] = []
-        self.anomaly: list[bool] = []
-        BatchProbe.latest = self
-
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch, batch_idx) -> None:
-        self.inputs.append(batch.inputs.clone())
-        self.anomaly.append(torch.is_anomaly_enabled())
+def _summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
 
 
-PROBE = "+callbacks.probe._target_=test_debug_configs.BatchProbe"
+def _written(run_dir: Path) -> set[str]:
+    return {p.name for p in run_dir.iterdir() if not p.name.startswith(".")}  # not .lock
 
 
-def _summary(run: Path) -> dict:
-    return json.loads((run / "metrics.json").read_text())
-
-
-@pytest.mark.parametrize("debug", DEBUG)
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_debug_option_wins_over_every_experiment(tmp_path, experiment, debug):
+@pytest.mark.parametrize("debug", DEBUG)
+def test_every_debug_option_composes_with_every_experiment(tmp_path, debug, experiment):
     cfg = compose_train(tmp_path, f"experiment={experiment}", f"debug={debug}")
 
-    assert cfg.task_name == experiment  # the experiment is still there
+    check_train_config(cfg)  # every setting as train() checks it before building anything
     assert cfg.trainer.accelerator == "cpu" and cfg.trainer.devices == 1
     assert cfg.trainer.detect_anomaly is True
-    assert cfg.logger is None or len(cfg.logger) == 0
+    assert not cfg.logger
     assert cfg.callbacks.model_checkpoint is None and cfg.callbacks.last_checkpoint is None
 
 
-def test_default_runs_one_epoch_with_anomaly_detection_and_writes_no_logs_or_checkpoints(
+def test_debug_default_is_one_epoch_with_anomaly_detection_and_writes_only_metrics(
     make_cfg, tmp_path
 ):
-    train(make_cfg("experiment=hihello", "debug=default", PROBE))
+    train(make_cfg(*MEMORY, "data.train_size=200", "debug=default", PROBE))
 
     run = tmp_path / "run"
     assert _summary(run)["epochs"] == 1 and _summary(run)["status"] == "completed"
-    assert BatchProbe.latest.anomaly == [True]
-    assert not list(run.rglob("events.out.tfevents*")) and not (run / "checkpoints").exists()
-    assert not (run / "lightning_logs").exists()
+    probe = BatchProbe.latest
+    assert len(probe.train_inputs) == 4  # 200 sequences in batches of 64: the whole epoch
+    assert all(probe.anomaly_detection)
+    assert _written(run) == {"metrics.json"}  # no events, no checkpoints/
 
 
-def test_without_debug_anomaly_detection_is_off(make_cfg):
-    train(make_cfg("experiment=hihello", "trainer.max_epochs=1", PROBE, bare=True))
+def test_anomaly_detection_is_off_without_debug(make_cfg):
+    train(make_cfg(*MEMORY, "data.train_size=200", "trainer.max_epochs=1", PROBE, bare=True))
 
-    assert BatchProbe.latest.anomaly == [False]
-
-
-def test_fdr_runs_one_training_step(make_cfg, tmp_path):
-    train(make_cfg(*MEMORY, "debug=fdr", PROBE))
-
-    summary = _summary(tmp_path / "run")
-    assert summary["status"] == "completed"
-    assert summary["global_step"] == 1 and len(BatchProbe.latest.inputs) == 1
-    assert "val/acc" in summary["final"]  # one validation step ran too
+    assert not any(BatchProbe.latest.anomaly_detection)
 
 
-def test_limit_runs_three_epochs_of_a_few_batches(make_cfg, tmp_path):
-    train(make_cfg(*MEMORY, "debug=limit", "trainer.limit_train_batches=2"))
+def test_debug_fdr_runs_one_training_step_and_one_validation_step(make_cfg, tmp_path):
+    train(make_cfg(*MEMORY, "data.train_size=200", "debug=fdr", PROBE))
 
-    summary = _summary(tmp_path / "run")
-    assert summary["epochs"] == 3 and summary["global_step"] == 3 * 2 < 3 * STEPS_PER_EPOCH
-
-
-def test_limit_runs_a_lesson_of_one_batch(make_cfg, tmp_path):
-    train(make_cfg("experiment=hihello", "debug=limit"))
-
-    assert _summary(tmp_path / "run")["global_step"] == 3
+    run = tmp_path / "run"
+    summary = _summary(run)
+    assert (summary["status"], summary["epochs"], summary["global_step"]) == ("completed", 1, 1)
+    assert len(BatchProbe.latest.train_inputs) == 1 and BatchProbe.latest.val_batches == 1
+    assert _written(run) == {"metrics.json"}
 
 
-def test_overfit_trains_on_the_same_batch_every_epoch(make_cfg, tmp_path):
-    train(make_cfg(*MEMORY, "debug=overfit", "trainer.max_epochs=5", PROBE))
+def test_fast_dev_run_with_the_default_callbacks_saves_no_checkpoint(make_cfg, tmp_path):
+    train(make_cfg("experiment=hihello", "+trainer.fast_dev_run=true"))
+
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_debug_limit_runs_three_epochs_of_a_few_batches(make_cfg, tmp_path):
+    # 10,000 training sequences are 157 batches: 5 of them an epoch
+    train(make_cfg(*MEMORY, "debug=limit", PROBE))
 
     summary = _summary(tmp_path / "run")
-    inputs = BatchProbe.latest.inputs
-    assert summary["epochs"] == 5 and summary["global_step"] == len(inputs) == 5
+    assert (summary["epochs"], summary["global_step"]) == (3, 15)
+    assert BatchProbe.latest.val_batches == 3 * 2
+
+
+def test_debug_overfit_trains_on_the_same_batch_every_epoch(make_cfg, tmp_path):
+    train(make_cfg(*MEMORY, "data.train_size=200", "debug=overfit", PROBE))
+
+    inputs = BatchProbe.latest.train_inputs
+    assert len(inputs) == 20  # one batch an epoch, of 4 without overfit_batches
     assert all(torch.equal(batch, inputs[0]) for batch in inputs)
+    assert _summary(tmp_path / "run")["epochs"] == 20
 
 
-def test_without_overfit_the_epochs_see_other_batches(make_cfg):
-    train(make_cfg(*MEMORY, "trainer.max_epochs=2", "+trainer.limit_train_batches=1", PROBE))
-
-    first, second = BatchProbe.latest.inputs
-    assert not torch.equal(first, second)  # shuffled: overfit's sameness is its own
-
-
-def test_profiler_writes_its_report_into_the_run_dir(make_cfg, tmp_path):
+def test_debug_profiler_writes_its_report_into_the_run_dir(make_cfg, tmp_path):
     train(make_cfg("experiment=hihello", "debug=profiler"))
 
-    report = (tmp_path / "run" / "fit-profile.txt").read_text()
+    run = tmp_path / "run"
+    report = (run / "fit-profile.txt").read_text()
+    assert report.startswith("FIT Profiler Report")
     assert "training_step" in report and "run_training_epoch" in report
+    assert _written(run) == {"metrics.json", "fit-profile.txt"}
+
+
+LESSONS = ("charseq", "hihello", "hihello_exact", "longtext", "memory", "seoul", "sentiment")
+
+
+@pytest.mark.parametrize(
+    "experiment",
+    [e if e in LESSONS else pytest.param(e, marks=pytest.mark.slow) for e in EXPERIMENTS],
+)
+def test_debug_fdr_trains_every_experiment(make_cfg, tmp_path, experiment):
+    train(make_cfg(f"experiment={experiment}", "debug=fdr"))
+
+    summary = _summary(tmp_path / "run")
+    assert (summary["status"], summary["global_step"]) == ("completed", 1)
+
+
+def test_a_logger_given_on_the_command_line_wins_over_the_debug_option(tmp_path):
+    cfg = compose_train(tmp_path, "experiment=hihello", "debug=default", "logger=tensorboard")
+
+    assert list(cfg.logger) == ["tensorboard"]

@@ -247,7 +247,9 @@ def _print_result(result: RunResult) -> None:
         soft_wrap=True,
     )
     run_dir = os.path.relpath(result.run_dir)
-    console.print(f"run dir: {run_dir}\nlogs:    tensorboard --logdir {run_dir}", soft_wrap=True)
+    console.print(f"run dir: {run_dir}", soft_wrap=True)
+    if any(result.run_dir.glob("events.out.tfevents.*")):  # none without a TensorBoard logger
+        console.print(f"logs:    tensorboard --logdir {run_dir}", soft_wrap=True)
 
 
 def main(cfg: DictConfig) -> float:
