@@ -52,6 +52,20 @@ def tasks_for(devices: Any) -> int:
 
 
 OmegaConf.register_new_resolver("tasks_for", tasks_for, replace=True)
+
+
+def config_groups(hidden: list[str]) -> str:
+    """`${config_groups:[tuned,tool]}` in a help template: Hydra's own list of the config groups
+    and their options (as its $APP_CONFIG_GROUPS), without Hydra's and the ``hidden`` ones."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    hydra = GlobalHydra.instance().hydra
+    if hydra is None:  # the help config read outside a command (a saved hydra.yaml)
+        return ""
+    return hydra.format_config_groups(lambda group: group.split("/")[0] not in ("hydra", *hidden))
+
+
+OmegaConf.register_new_resolver("config_groups", config_groups, replace=True)
 # `${corpus:tinyshakespeare.txt.gz}`: the absolute path of a corpus shipped in the package
 OmegaConf.register_new_resolver("corpus", corpus_path, replace=True)
 
