@@ -52,6 +52,20 @@ def tasks_for(devices: Any) -> int:
 
 
 OmegaConf.register_new_resolver("tasks_for", tasks_for, replace=True)
+
+
+def config_groups(hidden: list[str]) -> str:
+    """`${config_groups:[tuned,tool]}` in a help template: Hydra's own list of the config groups
+    and their options (as its $APP_CONFIG_GROUPS), without Hydra's and the ``hidden`` ones."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    hydra = GlobalHydra.instance().hydra
+    if hydra is None:  # the help config read outside a command (a saved hydra.yaml)
+        return ""
+    return hydra.format_config_groups(lambda group: group.split("/")[0] not in ("hydra", *hidden))
+
+
+OmegaConf.register_new_resolver("config_groups", config_groups, replace=True)
 # `${corpus:tinyshakespeare.txt.gz}`: the absolute path of a corpus shipped in the package
 OmegaConf.register_new_resolver("corpus", corpus_path, replace=True)
 
@@ -92,6 +106,15 @@ def instantiate_setting(
         return build(**passed)
     except SettingError as err:
         raise err.within(key) from None
+
+
+def switched_off(node: Any) -> bool:
+    """A ``callbacks`` or ``logger`` entry that builds nothing: ``null``, or an EarlyStopping
+    without a patience (the default one, until callbacks.early_stopping.patience=N)."""
+    if node is None:
+        return True
+    stopping = str(node.get("_target_", "")).endswith("EarlyStopping")
+    return stopping and node.get("patience") is None
 
 
 def run_hparams(cfg: DictConfig) -> dict[str, Any]:

@@ -62,7 +62,10 @@ def report_interrupt(run_dir: Path, stop: RunInterrupted) -> None:
         saved = f"{os.path.relpath(last)} saved; continue with: {resume_command(run_dir)}"
     print(f"interrupted by {stop.signal_name}{where}: {saved}", file=sys.stderr)
     if is_multirun():
+        from seqlab.sweeps import report_command
+
         print(f"sweep stopped: {_not_run()}", file=sys.stderr)
+        print(report_command(HydraConfig.get().sweep.dir), file=sys.stderr)  # on what did run
 
 
 def _not_run() -> str:

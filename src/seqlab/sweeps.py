@@ -8,6 +8,8 @@ Optuna study decides each trial as it goes.
 from __future__ import annotations
 
 import math
+import os
+import shlex
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ import yaml
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, RangeSweep
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 
 SWEEP_FILE = "multirun.yaml"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -91,3 +95,16 @@ def _count(override: Override) -> int:
             return len(values)
         return max(0, math.ceil((values.stop - values.start) / values.step))
     return sum(1 for _ in islice(override.sweep_string_iterator(), MAX_JOBS + 1))
+
+
+class PrintSweepEnd(Callback):
+    """At the end of a sweep whose jobs all ran: where they are, and the report that reads them."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
+        sweep_dir = os.path.relpath(str(config.hydra.sweep.dir))
+        print(f"sweep dir: {sweep_dir}\n{report_command(sweep_dir)}")
+
+
+def report_command(sweep_dir: str | Path) -> str:
+    """The line that tells how to report on ``sweep_dir``, as a shell reads it."""
+    return f"report:    python scripts/report.py {shlex.quote(os.path.relpath(sweep_dir))}"

@@ -23,7 +23,7 @@ from seqlab.callbacks.last_checkpoint import LastCheckpoint
 from seqlab.callbacks.predictions import LessonPredictions, prediction_rows
 from seqlab.callbacks.summary import RunSummary, record_failure
 from seqlab.checkpoint import AtomicCheckpointIO, SeqlabSection, check_continuation, continuation
-from seqlab.config import instantiate_setting, run_hparams
+from seqlab.config import instantiate_setting, run_hparams, switched_off
 from seqlab.data import CLASSIFY, SeqDataModule
 from seqlab.errors import RefusedSettings, RunFailed, SettingError
 from seqlab.inference import Prediction
@@ -190,14 +190,15 @@ def instantiate_schedule(node: DictConfig | None) -> Schedule | None:
 
 
 def _instantiate_all(group: DictConfig | None, key: str, purge_step: int | None = None) -> list:
-    """One object per named entry; ``callbacks.progress_bar=null`` switches an entry off.
+    """One object per named entry; ``callbacks.progress_bar=null`` switches an entry off (and
+    a null ``callbacks.early_stopping.patience`` early stopping).
 
     ``purge_step``: where a resumed run continues, for the loggers that hide what the stopped
     run logged after it (TensorBoard's SummaryWriter, seqlab's CSV logger).
     """
     objects = []
     for name, node in (group or {}).items():
-        if node is None:
+        if switched_off(node):
             continue
         target = str(node.get("_target_", ""))
         purging = purge_step is not None and target.endswith(PURGING)
@@ -246,7 +247,9 @@ def _print_result(result: RunResult) -> None:
         soft_wrap=True,
     )
     run_dir = os.path.relpath(result.run_dir)
-    console.print(f"run dir: {run_dir}\nlogs:    tensorboard --logdir {run_dir}", soft_wrap=True)
+    console.print(f"run dir: {run_dir}", soft_wrap=True)
+    if any(result.run_dir.glob("events.out.tfevents.*")):  # none without a TensorBoard logger
+        console.print(f"logs:    tensorboard --logdir {run_dir}", soft_wrap=True)
 
 
 def main(cfg: DictConfig) -> float:

@@ -73,6 +73,7 @@ def stopped_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "sweep stopped: 1 of 2 jobs did not run: model=gru" in said
     assert any(line.startswith("interrupted by SIGINT at epoch ") for line in said)
     [sweep_dir] = multirun.glob("*/*")
+    assert f"report:    python scripts/report.py {sweep_dir.relative_to(cwd)}" in said
     return sweep_dir
 
 

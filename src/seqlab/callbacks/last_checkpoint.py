@@ -37,8 +37,10 @@ class LastCheckpoint(ModelCheckpoint):
         return Path(self.format_checkpoint_name({}))
 
     def _save_now(self, trainer: pl.Trainer) -> None:
-        # Lightning's own guard against saving the same step twice (_last_global_step_saved)
-        if trainer.global_step != self._last_global_step_saved and not trainer.sanity_checking:
+        # Lightning's own guard against saving the same step twice (_last_global_step_saved);
+        # fast_dev_run saves nothing, as Lightning's own checkpoints
+        fresh = trainer.global_step != self._last_global_step_saved
+        if fresh and not trainer.sanity_checking and not trainer.fast_dev_run:
             self._save_checkpoint(trainer, str(self.path))
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from seqlab.callbacks.predictions import LessonPredictions
@@ -78,6 +79,15 @@ class Diverged(RunFailed):
 def _cluster_environment(trainer: pl.Trainer) -> str | None:
     environment = getattr(trainer.strategy, "cluster_environment", None)  # none: one device
     return type(environment).__name__ if environment is not None else None
+
+
+def _stopped_early(trainer: pl.Trainer) -> dict[str, Any]:
+    """``stopped_early``: the epoch (from 0) an EarlyStopping stopped the run at, and why."""
+    for callback in trainer.early_stopping_callbacks:
+        if callback.stopping_reason != EarlyStoppingReason.NOT_STOPPED:
+            reason = callback.stopping_reason_message or callback.stopping_reason.name.lower()
+            return {"stopped_early": {"epoch": callback.stopped_epoch, "reason": reason}}
+    return {}
 
 
 class RunSummary(pl.Callback):
@@ -187,6 +197,7 @@ class RunSummary(pl.Callback):
             "world_size": trainer.world_size,
             "num_nodes": trainer.num_nodes,
             "cluster_environment": _cluster_environment(trainer),
+            **_stopped_early(trainer),
             "final": self.final,
             "best": self.best,
             "best_epoch": self.best_epoch,

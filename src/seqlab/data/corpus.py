@@ -239,7 +239,8 @@ class CorpusDataModule(SeqDataModule):
         self.steps_per_epoch = steps_per_epoch or max(
             len(train) // (self.batch_size * self.seq_len), 1
         )
-        self.train_set = RandomWindows(train, self.seq_len, self.batch_size, 0)
+        steps = self.steps_per_epoch
+        self.train_set = RandomWindows(train, self.seq_len, self.batch_size, steps, 0)
         self.val_set = Windows(val, self.seq_len, int(starts[1]), self.seq_len, score_once=True)
         if test is not None:
             self.test_set = Windows(

@@ -107,8 +107,16 @@ class RandomWindows(Dataset):
     window starts drawn from it in the split of ``ids`` that begins at ``offset``.
     """
 
-    def __init__(self, ids: torch.Tensor, seq_len: int, batch_size: int, offset: int = 0) -> None:
+    def __init__(
+        self, ids: torch.Tensor, seq_len: int, batch_size: int, steps: int, offset: int = 0
+    ) -> None:
         self.ids, self.seq_len, self.batch_size, self.offset = ids, seq_len, batch_size, offset
+        self.steps = steps
+
+    def __len__(self) -> int:
+        # the batches of an epoch: a SequentialSampler over it (Lightning's overfit_batches puts
+        # one in) hands out seeds 0, 1, ..., the same batches every epoch
+        return self.steps
 
     def __getitem__(self, seed: int) -> WindowStarts:
         generator = torch.Generator().manual_seed(seed)
@@ -254,10 +262,11 @@ class TextDataModule(SeqDataModule):
 
         at_train, at_val, at_test = starts
         if sampling == "random":
-            self.train_set = RandomWindows(train, self.seq_len, batch_size, at_train)
             self.steps_per_epoch = steps_per_epoch or max(
                 len(train) // (batch_size * self.seq_len), 1
             )
+            steps = self.steps_per_epoch
+            self.train_set = RandomWindows(train, self.seq_len, batch_size, steps, at_train)
         else:
             self.train_set = Windows(train, self.seq_len, at_train, stride=stride)
         if path is None:  # the lesson's way: every window, scored as one stitched prediction

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from seqlab.config import switched_off
 from seqlab.errors import MOVED, SettingError, check_choice, moved
 from seqlab.metrics import METRICS
 from seqlab.settings.optim import check_optimizer, check_scheduler
@@ -67,7 +68,16 @@ def check_train_config(cfg: DictConfig) -> RunSettings:
     check_scheduler(groups.get("scheduler"))
     for name in COLLECTIONS:
         for entry, node in (groups.get(name) or {}).items():
-            if node is not None:  # callbacks.progress_bar=null: switched off
+            if not switched_off(node):  # callbacks.progress_bar=null: switched off
                 check_node(node, f"{name}.{entry}")
+                _check_patience(node, f"{name}.{entry}")
     check_trainer(groups["trainer"], run.optimized_metric)
     return run
+
+
+def _check_patience(node: dict, key: str) -> None:
+    """An EarlyStopping's patience counts validations; Lightning takes any whole number."""
+    patience = node.get("patience") if "EarlyStopping" in str(node["_target_"]) else None
+    if patience is not None and patience < 0:
+        reason = "expected a whole number >= 0 (validations without improvement), or null: off"
+        raise SettingError(f"{key}.patience", patience, reason)
