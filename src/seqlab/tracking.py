@@ -38,7 +38,9 @@ class MLFlowLogger(LightningMLFlowLogger):
     default is ``./mlruns`` of whatever dir the run started in). ``artifacts``: files and dirs
     logged once the run ends, after metrics.json got its final state (Lightning finalizes its
     loggers after every callback's ``on_fit_end`` / ``on_exception``); those missing are
-    skipped (a run without checkpoints).
+    skipped (a run without checkpoints). ``synchronous=False`` (MLflow's async logging): the
+    metrics are written by a thread of MLflow's while training goes on, and all of them before
+    the run is closed.
     """
 
     def __init__(
@@ -68,6 +70,9 @@ class MLFlowLogger(LightningMLFlowLogger):
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
         if self._initialized:  # a run was started: not when the run failed before any logging
+            import mlflow
+
+            mlflow.flush_async_logging()  # every metric written before the run is closed
             for path in self.artifacts:
                 if path.is_dir():
                     self.experiment.log_artifacts(self.run_id, str(path), path.name)
