@@ -92,6 +92,9 @@ class WandbLogger(LightningWandbLogger):
 
     def __init__(self, run_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(name=_named(run_name), **kwargs)
+        # Lightning passes anonymous=None, which wandb 0.19+ warns of on every run
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
