@@ -167,6 +167,9 @@ def quiet_known_noise() -> None:
     # on any machine with SLURM's tools installed, a run not started by srun: a run under
     # submitit_slurm or srun is detected (metrics.json records SLURMEnvironment)
     warnings.filterwarnings("ignore", ".*The `srun` command is available on your system")
+    # a lesson's one-step epochs log no train/loss_step until step log_every_n_steps: its
+    # train/loss is logged every epoch all the same
+    warnings.filterwarnings("ignore", ".*is smaller than the logging interval")
     # raised inside Lightning's own code by newer torch releases
     warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\)")
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero"):

@@ -9,6 +9,9 @@ from seqlab.tasks import CLASSIFY, NEXT_TOKEN
 TRAIN_LOSS = "train/loss"
 TRAIN_ACC = "train/acc"
 TRAIN_PPL = "train/ppl"  # perplexity: exp of the mean per-word loss, word-level models only
+# the mean training loss of the last trainer.log_every_n_steps steps, logged at that interval:
+# a curve within an epoch (loggers only; metrics.json keeps the epoch means)
+TRAIN_LOSS_STEP = "train/loss_step"
 VAL_LOSS = "val/loss"
 VAL_ACC = "val/acc"
 VAL_BPC = "val/bpc"  # bits per character: val/loss in base 2, character-level models only

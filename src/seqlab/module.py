@@ -25,6 +25,7 @@ from seqlab.metrics import (
     TRAIN_AR,
     TRAIN_ASGD,
     TRAIN_LOSS,
+    TRAIN_LOSS_STEP,
     TRAIN_PPL,
     TRAIN_TAR,
     VAL_ACC,
@@ -135,6 +136,8 @@ class SeqModule(pl.LightningModule):
         self.eval_state: State | None = None
         self._base_lrs: list[float] | None = None  # a jittered step's lrs before scaling
         self.train_loss, self.train_acc = self._loss_and_accuracy()
+        # the loss since the last per-step log point: summed on the device, read at the interval
+        self.interval_loss = WeightedMean(nan_strategy="disable")
         self.val_loss, self.val_acc = self._loss_and_accuracy()
         self.test_loss, self.test_acc = self._loss_and_accuracy()
         # AR and TAR, each an epoch mean logged beside train/loss, only when set
@@ -186,18 +189,24 @@ class SeqModule(pl.LightningModule):
         loss, scores, targets, run = self._scores(batch, state)
         if batch.carry_state:
             self.train_state = detached(run.state)
-        self.train_loss.update(loss, weight=(targets != IGNORE_INDEX).sum())
+        scored = (targets != IGNORE_INDEX).sum()
+        self.train_loss.update(loss, weight=scored)
+        self.interval_loss.update(loss, weight=scored)
         self.train_acc.update(scores, targets)
         objective = loss  # train/loss stays the cross-entropy; the penalties are logged beside
         for name, mean in zip(self.penalties, self.penalty_means, strict=True):
             penalty = self._penalty(name, run)
             mean.update(penalty.detach(), weight=torch.ones((), device=penalty.device))
             objective = objective + penalty
-        last = self.trainer.is_last_batch or self._last_step()
-        if last:
+        # Lightning's own test of trainer.log_every_n_steps (as its LearningRateMonitor's): the
+        # one step in N that reads the running mean off the device and hands it to the loggers
+        if self.trainer._logger_connector.should_update_logs:
+            mean = self.interval_loss.compute()  # all ranks' steps since the last point
+            self.interval_loss.reset()
+            self.log(TRAIN_LOSS_STEP, mean, on_step=True, on_epoch=False, batch_size=1)
+        if self.trainer.is_last_batch or self._last_step():
             for name, mean in zip(self.penalties, self.penalty_means, strict=True):
                 self.log(name, mean, on_step=False, on_epoch=True)
-        if last:
             # the epoch means, registered once: each self.log call costs about a millisecond of
             # bookkeeping, more than a lesson's whole step
             self.log(TRAIN_LOSS, self.train_loss, on_step=False, on_epoch=True)

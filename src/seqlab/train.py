@@ -43,6 +43,7 @@ from seqlab.runlock import RunLock, check_free
 from seqlab.settings import check_train_config
 from seqlab.settings.optim import split_schedule
 from seqlab.stopping import report_interrupt
+from seqlab.tracking import check_trackers
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def train(cfg: DictConfig) -> RunResult:
     quiet_known_noise()
     settings = check_train_config(cfg)
     check_launch(cfg)
+    check_trackers(cfg.get("logger"))  # an extra not installed: one line, nothing built
     share_machine(cfg)
     pl.seed_everything(settings.seed, workers=True, verbose=False)
     run_dir = Path(cfg.paths.output_dir)

@@ -20,7 +20,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from seqlab.callbacks.predictions import LessonPredictions
 from seqlab.errors import RunFailed, SettingError, first_line
 from seqlab.interrupt import RunInterrupted
-from seqlab.metrics import METRICS, TRAIN_LOSS, VAL_LOSS, metric_mode
+from seqlab.metrics import METRICS, TRAIN_LOSS, TRAIN_LOSS_STEP, VAL_LOSS, metric_mode
 
 
 def _strict(value: Any) -> Any:
@@ -138,7 +138,11 @@ class RunSummary(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # validation of this epoch has run: callback_metrics hold its epoch means
         epoch = trainer.current_epoch
-        current = {name: float(value) for name, value in trainer.callback_metrics.items()}
+        current = {
+            name: float(value)
+            for name, value in trainer.callback_metrics.items()
+            if name != TRAIN_LOSS_STEP  # a point within the epoch: the epoch's mean is train/loss
+        }
         self.final.update(current)
         for name, value in current.items():
             if name not in METRICS or not math.isfinite(value):
