@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.optim import lr_scheduler
 
 from seqlab.config import instantiate_setting
+from seqlab.nt_asgd import NTASGD
 from seqlab.settings import check_train_config
 from seqlab.train import instantiate_schedule, train
 
@@ -19,6 +20,7 @@ OPTIMIZERS = {
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
+    "nt_asgd": NTASGD,
 }
 SCHEDULERS = {
     "plateau": lr_scheduler.ReduceLROnPlateau,

@@ -41,7 +41,7 @@ class NTASGD(torch.optim.Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if type(nonmono) is not int or nonmono < 1:
             raise ValueError(f"Invalid nonmono value: {nonmono} (expected a whole number >= 1)")
-        super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
+        super().__init__(params, {"lr": lr, "weight_decay": weight_decay, "nonmono": nonmono})
         self.nonmono = nonmono
         self.history: list[float] = []  # every validation loss observed, in order
         self.switched_at: int | None = None  # the epoch whose evaluation triggered the switch
