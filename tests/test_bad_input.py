@@ -179,7 +179,7 @@ T = "{tmp}"  # the user's dir, where the data files of these cases are
 TRAIN = {
     "typo in an optional group": (
         ["experiment=hihelo"],
-        "experiment='hihelo' is invalid: expected one of charseq, hihello,",
+        "experiment='hihelo' is invalid: expected one of awd_wikitext2, charseq, hihello,",
     ),
     "typo in a group": (
         ["model=lsmt"],
@@ -419,7 +419,7 @@ TRAIN = {
     "null cell": (["model.cell=null"], "model.cell=None is invalid: expected a string"),
     "typo in the optimizer group": (
         ["optimizer=adma"],
-        "optimizer='adma' is invalid: expected one of adam, adamw, rmsprop, sgd",
+        "optimizer='adma' is invalid: expected one of adam, adamw, nt_asgd, rmsprop, sgd",
     ),
     "unknown optimizer argument": (
         ["+optimizer.foo=1"],

@@ -55,15 +55,15 @@ class StepDtypes(pl.Callback):
     def __init__(self) -> None:
         self.losses: set[torch.dtype] = set()
         self.weights: set[torch.dtype] = set()
-        self.scores: set[torch.dtype] = set()  # what the network's training forward returns
+        self.scores: set[torch.dtype] = set()  # the (B, T, V) scores the training steps read
         StepDtypes.latest = self
 
     def on_train_start(self, trainer, pl_module) -> None:
-        def record(net, inputs, output) -> None:
-            if net.training:
-                self.scores.add(output[0].dtype)
+        def record(head, inputs, output) -> None:
+            if head.training:
+                self.scores.add(output.dtype)
 
-        pl_module.net.register_forward_hook(record)
+        pl_module.net.head.register_forward_hook(record)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.losses.add(outputs["loss"].dtype)
