@@ -78,7 +78,7 @@ def _args(corpus: Path) -> list[str]:
         "data.batch_size=8",
         "data.seq_len=10",
         "data.eval_batch_size=4",
-        "data.seq_len_jitter=0",  # a fixed number of steps an epoch (see the note in README)
+        "data.seq_len_jitter=0",  # a fixed number of steps an epoch, to stop in a chosen one
         "model.embedding_dim=8",
         "model.hidden_size=8",
         "model.hidden_sizes=[16,16,8]",

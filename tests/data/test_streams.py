@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -110,6 +111,40 @@ def test_a_loader_resumed_mid_epoch_serves_the_batches_after_the_last_one_served
 
     assert state == {"served": 7}
     assert torch.equal(next(iter(resumed)).inputs, batchify(IDS, 4)[:, 70:80])
+
+
+@pytest.mark.parametrize("jitter", [0.0, 2.0])
+def test_a_loader_checkpointed_after_its_last_batch_starts_the_next_epoch_at_its_first(jitter):
+    loader = StreamLoader(StreamBatches(batchify(IDS, 4), 10, jitter))
+    served = list(loader)
+    state = loader.state_dict()
+
+    resumed = StreamLoader(StreamBatches(batchify(IDS, 4), 10, jitter))
+    resumed.load_state_dict(state)
+
+    assert torch.equal(next(iter(resumed)).inputs, served[0].inputs)
+
+
+def test_a_jittered_loader_read_ahead_of_the_loop_records_only_the_batches_the_loop_took():
+    class Progress:  # what Lightning's fit loop counts: batches it took this epoch
+        ready = 0
+
+    trainer = SimpleNamespace(
+        fit_loop=SimpleNamespace(
+            epoch_loop=SimpleNamespace(batch_progress=SimpleNamespace(current=Progress))
+        )
+    )
+    loader = StreamLoader(StreamBatches(batchify(IDS, 4), 10, jitter=2.0), trainer)
+    batches = iter(loader)
+    taken = [next(batches) for _ in range(4)]
+    Progress.ready = 3  # the fourth batch was only read ahead (Lightning's prefetch)
+    state = loader.state_dict()
+
+    resumed = StreamLoader(StreamBatches(batchify(IDS, 4), 10, jitter=2.0))
+    resumed.load_state_dict(state)
+
+    assert state == {"served": 3}
+    assert torch.equal(next(iter(resumed)).inputs, taken[3].inputs)
 
 
 def test_streams_too_short_for_a_batch_are_refused_naming_the_setting():

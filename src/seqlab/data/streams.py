@@ -106,15 +106,47 @@ class StreamBatches(IterableDataset):
 
 class StreamLoader(ResumableLoader):
     """The loader of a :class:`StreamBatches`: each item is a whole batch, in order; a
-    checkpoint taken mid-epoch resumes at the batch after the last one served."""
+    checkpoint taken mid-epoch resumes at the batch after the last one trained on.
 
-    def __init__(self, dataset: StreamBatches, **kwargs: Any) -> None:
+    A jittered epoch has no ``len()``, so Lightning's fetcher reads one batch ahead of the
+    training loop (to know which batch is the epoch's last): the loader has then served one
+    more batch than the loop took. With the ``trainer`` given, a checkpoint records the batches
+    the fit loop took this epoch, so a resumed epoch does not skip the one read ahead; one taken
+    once the epoch's batches have all been served records none, so the next epoch starts at its
+    first batch.
+    """
+
+    def __init__(self, dataset: StreamBatches, trainer: Any | None = None, **kwargs: Any) -> None:
         super().__init__(dataset, batch_size=None, **kwargs)
+        self._trainer, self._done = trainer, False
+
+    def __iter__(self) -> Iterator[Batch]:
+        self._done = False
+        yield from super().__iter__()
+        self._done = True
+
+    def state_dict(self) -> dict[str, int]:
+        if self._done:
+            return {"served": 0}
+        served = self._served
+        if self._trainer is not None:
+            served = min(served, self._trainer.fit_loop.epoch_loop.batch_progress.current.ready)
+        return {"served": served}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not self.dataset.jitter:
+            super().load_state_dict(state)  # resumes only within the epoch's len()
+            return
         served = state.get("served", 0)
         if type(served) is int and served > 0:  # a jittered epoch has no len() to compare with
             self._resume_at = served
+
+
+def training_epoch(trainer: Any) -> int:
+    """The epoch the fit loop is about to read, as Lightning tells samplers (``set_epoch``): on
+    a resume from a checkpoint taken at an epoch's end it is already the next epoch, while
+    ``trainer.current_epoch`` still names the finished one."""
+    return trainer.fit_loop.epoch_progress.current.processed
 
 
 def check_streams(
@@ -158,7 +190,7 @@ def stream_loader(
     if world_size > 1:
         key = "batch_size" if split == "train" else "eval_batch_size"
         check_streams({split: len(ids)}, {split: (key, streams)}, seq_len, world_size)
-    epoch = (lambda: trainer.current_epoch) if trainer else (lambda: 0)
+    epoch = (lambda: training_epoch(trainer)) if trainer else (lambda: 0)
     rows = rank_streams(ids, streams, rank, world_size)
     dataset = StreamBatches(rows, seq_len, jitter, seed, epoch)
-    return StreamLoader(dataset, collate_fn=already_collated)
+    return StreamLoader(dataset, trainer, collate_fn=already_collated)
