@@ -76,6 +76,26 @@ RUNS = {
         "model.num_layers=2",
         "trainer.max_epochs=1",
     ],
+    # AWD's stack: one LSTM a layer, sizes of their own, weight drop and locked dropout
+    "awd_word": [
+        "data=corpus",
+        "data.seq_len=9",
+        "data.batch_size=4",
+        "model=lstm",
+        "model.encoding=embedding",
+        "model.hidden_size=12",
+        "model.num_layers=2",
+        "model.hidden_sizes=[20,12]",
+        "model.weight_drop=0.3",
+        "model.dropout_hidden=0.2",
+        "trainer.max_epochs=1",
+    ],
+    "bilstm_layered": [
+        "experiment=sentiment",
+        "model.num_layers=2",
+        "model.dropout_hidden=0.2",
+        "trainer.max_epochs=20",
+    ],
     "adaptive": [
         "data=corpus",
         "data.seq_len=9",
@@ -121,7 +141,9 @@ def _state_names(session: ort.InferenceSession) -> list[str]:
     return [i.name for i in session.get_inputs()][1:]  # after tokens: h, and c for an LSTM
 
 
-@pytest.mark.parametrize("name", ["rnn", "rnn_headless", "gru", "lstm", "scratch_lstm", "word"])
+@pytest.mark.parametrize(
+    "name", ["rnn", "rnn_headless", "gru", "lstm", "scratch_lstm", "word", "awd_word"]
+)
 def test_a_next_token_model_scores_new_batches_and_states_as_pytorch(checkpoint, tmp_path, name):
     ckpt = checkpoint(name)
     session, model, shown = _export(ckpt, tmp_path / "model.onnx")
@@ -132,7 +154,7 @@ def test_a_next_token_model_scores_new_batches_and_states_as_pytorch(checkpoint,
     generator = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, net.vocab_size, (5, 7), generator=generator)
     states = [
-        torch.randn(net.num_layers * net.directions, 5, net.hidden_size, generator=generator)
+        torch.randn(net.num_layers * net.directions, 5, net.state_size, generator=generator)
         for _ in _state_names(session)
     ]
     got = session.run(
@@ -199,7 +221,7 @@ def test_a_word_models_onnx_steps_draw_pytorchs_greedy_words(checkpoint, tmp_pat
     assert drawn == expected
 
 
-@pytest.mark.parametrize("name", ["bilstm_last", "bilstm_max"])
+@pytest.mark.parametrize("name", ["bilstm_last", "bilstm_max", "bilstm_layered"])
 def test_a_classifier_scores_a_padded_batch_of_other_lengths_as_pytorch(checkpoint, tmp_path, name):
     ckpt = checkpoint(name)
     session, model, shown = _export(ckpt, tmp_path / "model.onnx")

@@ -65,8 +65,8 @@ class ClassifierGraph(nn.Module):
     def __init__(self, net: RecurrentNet) -> None:
         super().__init__()
         self.net = net
-        if net.pooling == "last":
-            net.rnn.register_forward_hook(top_state_from_outputs)
+        if net.pooling == "last":  # the top layer's RNN: the only one, or the last of them
+            net.recurrent_layers[-1].register_forward_hook(top_state_from_outputs)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.net(tokens, lengths)[0]
@@ -124,8 +124,9 @@ def graph_and_sample(
         lengths = torch.tensor([3, 2])
         return ClassifierGraph(net), (tokens, lengths), ["tokens", "lengths"], ["scores"]
     dtype = next(net.parameters()).dtype
-    h = torch.zeros(net.num_layers * net.directions, 2, net.hidden_size, dtype=dtype)
-    names = ["h", "c"] if isinstance(net.rnn, nn.LSTM) else ["h"]
+    # (L * D, B, H): with layers of their own sizes H is the widest, each layer's rows padded
+    h = torch.zeros(net.num_layers * net.directions, 2, net.state_size, dtype=dtype)
+    names = ["h", "c"] if isinstance(net.recurrent_layers[0], nn.LSTM) else ["h"]
     sample = (tokens, *(h.clone() for _ in names))
     return NextTokenGraph(net), sample, ["tokens", *names], ["scores", *(f"{n}_out" for n in names)]
 

@@ -17,7 +17,8 @@ LENGTHS = torch.tensor([5, 2])
 def _net(**kwargs) -> RecurrentNet:
     torch.manual_seed(0)
     settings = {"vocab_size": 6, "num_outputs": 3, "pad_index": 0, "hidden_size": 4}
-    return RecurrentNet(NetConfig(**settings, num_layers=2, bidirectional=True, **kwargs)).eval()
+    settings |= {"num_layers": 2, "bidirectional": True, **kwargs}
+    return RecurrentNet(NetConfig(**settings)).eval()
 
 
 @pytest.mark.parametrize(
@@ -52,3 +53,17 @@ def test_lstm_gates_are_kept_per_step_and_lie_in_their_ranges():
     assert gates.shape == (2, 4, 4, 5)  # (B, i f g o, H, T)
     sigmoid = gates[:, [0, 1, 3]]
     assert bool(((sigmoid > 0) & (sigmoid < 1)).all()) and bool((gates[:, 2].abs() < 1).all())
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_stack_of_layers_of_their_own_sizes_unrolls_to_its_own_scores(cell):
+    # AWD's stack: one RNN a layer, 6 -> 5 -> 4 units, locked dropout between (off in eval)
+    net = _net(cell=cell, hidden_sizes=[6, 5, 4], num_layers=3, dropout_hidden=0.3)
+
+    unrolled = unroll(net, TOKENS, LENGTHS, gates=cell == "lstm")
+
+    last = net(TOKENS, LENGTHS)[0][torch.arange(2), LENGTHS - 1]
+    torch.testing.assert_close(unrolled.scores, last)
+    assert unrolled.outputs.shape == (2, 5, 2 * 4) and len(unrolled.hidden) == 5
+    if cell == "lstm":
+        assert unrolled.gates.shape == (2, 4, 4, 5)  # the top layer's 4 units

@@ -61,8 +61,14 @@ def unroll(
     ``net``'s own: for a next-token model those of each sequence's last real step. ``gates``:
     also the LSTM gates of the top layer's forward direction (without gradient).
     """
-    rnn, step = net.rnn, cell_step(net.rnn)
-    carries_cell = isinstance(rnn, nn.LSTM | ScratchLSTM)
+    # (module, weight name) of each layer: one multi-layer RNN, or one RNN a layer (sizes of
+    # their own, AWD's stack) whose weights are each its l0
+    layers = (
+        [(rnn, "l0") for rnn in net.rnns]
+        if net.config.layered
+        else [(net.rnn, f"l{layer}") for layer in range(net.num_layers)]
+    )
+    carries_cell = isinstance(layers[0][0], nn.LSTM | ScratchLSTM)
     batch, steps = tokens.shape
     real = None  # (B, T): True at a sequence's real steps
     if lengths is not None:
@@ -79,13 +85,14 @@ def unroll(
                 gate_steps.append(torch.stack(lstm_gates(gx_t, before[0], w_hh, b_hh), dim=1))
 
     x = net.encode(tokens)  # (B, T, I)
-    for layer in range(net.num_layers):
+    for layer, (rnn, name) in enumerate(layers):
+        step = cell_step(rnn)
         outputs, finals = [], []
         for direction, suffix in enumerate(("", "_reverse")[: net.directions]):
-            weights = direction_weights(rnn, f"l{layer}{suffix}")
-            zeros = x.new_zeros(batch, net.hidden_size)
+            weights = direction_weights(rnn, f"{name}{suffix}")
+            zeros = x.new_zeros(batch, rnn.hidden_size)
             start: CellState = (zeros, zeros) if carries_cell else (zeros,)
-            top_forward = layer == net.num_layers - 1 and direction == 0
+            top_forward = layer == len(layers) - 1 and direction == 0
             out, state = run_direction(
                 step, x, start, weights, real, direction == 1, watch if top_forward else None
             )
