@@ -18,6 +18,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+# under pytest-xdist (pytest -n 2) each worker and what it starts get one torch thread: two
+# workers of two threads each on two cores run slower than one of each
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 # larger data some developers keep beside the clone; no test of the default selection needs it

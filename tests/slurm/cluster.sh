@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # A one-node SLURM cluster on this machine, for tests/slurm/ (run as root):
+#   bash tests/slurm/cluster.sh install  # only install slurm-wlm + munge if missing
 #   bash tests/slurm/cluster.sh start    # install slurm-wlm + munge if missing, start, wait for idle
 #   bash tests/slurm/cluster.sh status   # the daemons this script started, and sinfo
 #   bash tests/slurm/cluster.sh stop     # stop exactly those daemons
@@ -153,8 +154,9 @@ status() {
 }
 
 case ${1:-} in
+    install) install_packages ;;
     start) start ;;
     stop) stop ;;
     status) status ;;
-    *) die "usage: bash tests/slurm/cluster.sh start|stop|status" ;;
+    *) die "usage: bash tests/slurm/cluster.sh install|start|stop|status" ;;
 esac
