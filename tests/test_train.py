@@ -7,6 +7,7 @@ import math
 import re
 
 import pytest
+from conftest import compose_train
 
 from seqlab.metrics import task_metrics
 from seqlab.train import train
@@ -114,3 +115,23 @@ def test_a_callback_switched_off_with_null_is_not_replaced_by_lightnings_own(mak
     assert not re.search(r"Epoch \d", out + err)  # no progress bar, rich or tqdm
     assert "Trainable params" not in out + err  # no model summary
     assert "final prediction" in out  # the result is still printed
+
+
+def test_trainer_flags_switch_off_the_configs_progress_bar_and_summary_too(tmp_path, capfd):
+    # the default callbacks hold a RichProgressBar and a RichModelSummary: Lightning refuses
+    # them beside enable_progress_bar=False / enable_model_summary=False
+    cfg = compose_train(
+        tmp_path / "run",
+        "experiment=hihello",
+        "trainer.max_epochs=2",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    )
+
+    train(cfg)
+
+    out, err = capfd.readouterr()
+    assert not re.search(r"Epoch \d", out + err)
+    assert "Trainable params" not in out + err
+    assert "final prediction" in out

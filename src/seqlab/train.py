@@ -11,7 +11,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary
+from pytorch_lightning.callbacks.progress import ProgressBar
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
@@ -120,7 +121,11 @@ def train(cfg: DictConfig) -> RunResult:
             "scheduler": schedule,
         },
     )
-    callbacks = _instantiate_all(cfg.get("callbacks"), "callbacks")
+    callbacks = [
+        c
+        for c in _instantiate_all(cfg.get("callbacks"), "callbacks")
+        if not _off_in_trainer(c, cfg.trainer)
+    ]
     start = continuation(resume, settings.ckpt_path, _last_checkpoint(callbacks))
     if start:
         check_continuation(start, model)
@@ -214,6 +219,16 @@ PURGING = ("TensorBoardLogger", "seqlab.loggers.CSVLogger")  # loggers that take
 
 # callbacks.NAME=null means none of it, not Lightning's stand-in for it
 STAND_INS = {"progress_bar": "enable_progress_bar", "model_summary": "enable_model_summary"}
+
+
+def _off_in_trainer(callback: object, trainer: DictConfig) -> bool:
+    """``trainer.enable_progress_bar=false`` (or ``enable_model_summary``) switches the config's
+    own progress bar (or model summary) off too, which Lightning refuses to take with it."""
+    if isinstance(callback, ProgressBar):
+        return trainer.get("enable_progress_bar") is False
+    if isinstance(callback, ModelSummary):
+        return trainer.get("enable_model_summary") is False
+    return False
 
 
 def _switched_off(callbacks: DictConfig | None) -> dict[str, bool]:
