@@ -23,15 +23,20 @@ from seqlab.checkpoint import load_checkpoint
 from seqlab.errors import SettingError
 from seqlab.runlock import RunLock, lock_state
 
-# takes the lock on argv[1], forks a child that sleeps, prints both pids, and waits
+# takes the lock on argv[1], forks a child that sleeps, prints both pids once the child runs
+# (its at-fork clean-up done: on a loaded machine a child may not have run yet), and waits
 HOLDER = """
 import os, sys, time
 from seqlab.runlock import RunLock
 RunLock.acquire(sys.argv[1], "resume", sys.argv[1])
+running, started = os.pipe()
 child = os.fork()
 if child == 0:
+    os.write(started, b"1")
     time.sleep(60)
     os._exit(0)
+os.close(started)
+os.read(running, 1)
 print(os.getpid(), child, flush=True)
 sys.stdin.read()
 """
