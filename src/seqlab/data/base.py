@@ -124,7 +124,13 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         served = state.get("served", 0)
-        if type(served) is int and 0 < served < len(self):
+        if type(served) is not int or served <= 0:
+            return
+        try:
+            within = served < len(self)
+        except TypeError:  # an epoch of no fixed length (a jittered stream) has no len()
+            within = True
+        if within:
             self._resume_at = served
 
 

@@ -133,14 +133,6 @@ class StreamLoader(ResumableLoader):
             served = min(served, self._trainer.fit_loop.epoch_loop.batch_progress.current.ready)
         return {"served": served}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not self.dataset.jitter:
-            super().load_state_dict(state)  # resumes only within the epoch's len()
-            return
-        served = state.get("served", 0)
-        if type(served) is int and served > 0:  # a jittered epoch has no len() to compare with
-            self._resume_at = served
-
 
 def training_epoch(trainer: Any) -> int:
     """The epoch the fit loop is about to read, as Lightning tells samplers (``set_epoch``): on
