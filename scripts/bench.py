@@ -2,31 +2,40 @@
 
     python scripts/bench.py                           # fp32, the packaged tinyshakespeare
     python scripts/bench.py --precision bf16-mixed    # plain and seqlab, each in fp32 and bf16
-    python scripts/bench.py --cell gru --rounds 7 --steps 300 --corpus my.txt --device cuda
+    python scripts/bench.py --cell gru --rounds 5 --steps 300 --corpus my.txt --device cuda
     python scripts/bench.py --default-malloc          # both sides with glibc malloc's defaults
+    python scripts/bench.py -- logger=none            # more overrides for seqlab's side
 
 Both train an embedding (64) + 2 x 256 LSTM (or --cell) + linear head with Adam on batches of 32
 windows of 100 characters drawn at the same random offsets. seqlab runs through
 `seqlab.train.train` (what `scripts/train.py` calls) with its default logging, checkpointing and
-callbacks on. Every measurement is a fresh process; `--rounds` rounds run the sides in rotating
-order, so that neither gains from going first on a machine whose speed drifts, and each side is
-reported as the median and the spread (lowest to highest) of its rounds, the ratios as ratios of
-medians. The first `--warmup` steps of each are not timed. With bf16 the validation bpc of
-seqlab's two precisions after the same steps is compared too. The plain loop sets glibc's malloc
-as seqlab's `train()` does (`keep_freed_memory`, seqlab.allocator), so the ratio is the
-framework's cost alone; `--default-malloc` runs both sides with glibc's defaults instead.
+callbacks on, logging train/loss_step once a turn (below). The sides take turns: each round
+starts every side in a fresh process, lets each run its `--warmup` untimed steps, then runs
+their `--steps` timed steps in turns of `--turn` steps, one side at a time, the order rotating
+from turn to turn, so that a machine whose speed drifts (other processes, a neighbour on the same
+host) slows every side alike. Each side is reported as the median of its turns' tokens/s with
+the middle half of them (first to third quartile), the ratios as ratios of medians; the ratio of
+all turns' tokens over their seconds is printed beside. With bf16 the validation bpc of seqlab's
+two precisions after the same steps is compared too. The plain loop sets glibc's malloc as
+seqlab's `train()` does (`keep_freed_memory`, seqlab.allocator), so the ratio is the framework's
+cost alone; `--default-malloc` runs both sides with glibc's defaults instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from seqlab.callbacks.step_timer import Turns
 
 ROOT = Path(__file__).resolve().parents[1]
 EMBED, LR = 64, 2e-3
@@ -67,13 +76,14 @@ def plain_pytorch(args: argparse.Namespace) -> dict[str, float]:
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     autocast = args.precision == "bf16-mixed"
     batches = iter(loader)
+    turns = _turns(args)
     for step in range(args.steps + args.warmup):
-        if step == args.warmup:
-            if device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
         starts, scored_from = next(batches)  # gathered on the device, as seqlab does
         batch = data.gather(WindowStarts(starts.to(device), scored_from.to(device)))
+        if step >= args.warmup:  # where seqlab's timer takes the step: its batch is ready
+            if device == "cuda" and (step - args.warmup) % getattr(args, "turn", 1) == 0:
+                torch.cuda.synchronize()  # a turn ends when its GPU work has
+            turns.at_step(step - args.warmup)
         x, y = batch.inputs.long(), batch.targets.long()
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=autocast):
             logits = model(x)
@@ -83,7 +93,8 @@ def plain_pytorch(args: argparse.Namespace) -> dict[str, float]:
         optimizer.step()
     if device == "cuda":
         torch.cuda.synchronize()
-    return {"tokens_per_s": args.steps * args.batch * args.seq_len / (time.perf_counter() - start)}
+    turns.finish()
+    return {"tokens_per_s": tokens_per_s(args, turns)} if isinstance(turns, Stopwatch) else {}
 
 
 def seqlab_run(args: argparse.Namespace) -> dict[str, float]:
@@ -92,7 +103,10 @@ def seqlab_run(args: argparse.Namespace) -> dict[str, float]:
     from seqlab.callbacks.step_timer import StepTimer
     from seqlab.train import train
 
-    StepTimer.warmup = args.warmup
+    StepTimer.warmup, StepTimer.timed_steps = args.warmup, args.steps
+    StepTimer.turns = turns = _turns(args) if getattr(args, "turn_fds", None) else None
+    # every turn holds one of the steps that log train/loss_step (50 by default)
+    logging = [f"trainer.log_every_n_steps={args.turn}"] if turns else []
     with tempfile.TemporaryDirectory() as run_dir:
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
             cfg = compose(
@@ -118,38 +132,122 @@ def seqlab_run(args: argparse.Namespace) -> dict[str, float]:
                     "+trainer.limit_val_batches=10",  # validation is not timed; keep it short
                     "+callbacks.timer._target_=seqlab.callbacks.step_timer.StepTimer",
                     f"keep_freed_memory={not args.default_malloc}",
+                    *logging,
+                    *getattr(args, "overrides", []),
                 ],
             )
         started = time.perf_counter()
         result = train(cfg)
     marks = StepTimer.marks
-    tokens = args.steps * args.batch * args.seq_len
     return {
-        "tokens_per_s": tokens / (marks["timed_end"] - marks["timed_start"]),
+        **({} if turns else {"tokens_per_s": tokens_per_s(args, marks)}),
         "to_first_step": marks["first_step"] - started,
         "val_bpc": result.final["val/bpc"],
     }
 
 
-def measure(side: str, precision: str, args: argparse.Namespace) -> dict[str, float]:
-    """One side in a fresh interpreter: nothing warmed, allocated or imported by another."""
-    command = [sys.executable, __file__, "--side", side, "--precision", precision]
-    for name in ("corpus", "steps", "warmup", "device", "cell", "hidden", "layers"):
-        command += [f"--{name}", str(getattr(args, name))]
-    command += ["--seq-len", str(args.seq_len), "--batch", str(args.batch)]
-    command += ["--default-malloc"] if args.default_malloc else []
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"{side} {precision} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def _failed(side: Side, out: Path) -> NoReturn:
+    sys.exit(f"{side[0]} {side[1]} failed:\n{Path(f'{out}.err').read_text()[-3000:]}")
+
+
+class Stopwatch:
+    """The timed steps of a side run alone (scripts/gpu_check.py's bench): one mark at the
+    start of the first, one after the last, as :class:`StepTimer` keeps for seqlab's side."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {}
+
+    def at_step(self, step: int) -> None:
+        if step == 0:
+            self.marks["timed_start"] = time.perf_counter()
+
+    def finish(self) -> None:
+        self.marks["timed_end"] = time.perf_counter()
+
+
+def tokens_per_s(args: argparse.Namespace, timed: Stopwatch | dict[str, float]) -> float:
+    marks = timed.marks if isinstance(timed, Stopwatch) else timed
+    return args.steps * args.batch * args.seq_len / (marks["timed_end"] - marks["timed_start"])
+
+
+def _turns(args: argparse.Namespace) -> Turns | Stopwatch:
+    if not getattr(args, "turn_fds", None):
+        return Stopwatch()
+    from seqlab.callbacks.step_timer import Turns
+
+    inbox, outbox = (int(fd) for fd in args.turn_fds.split(","))
+    return Turns(inbox, outbox, args.turn)
+
+
+Side = tuple[str, str]  # ("plain" | "seqlab", precision)
+
+
+def measure_round(sides: list[Side], args: argparse.Namespace) -> dict[Side, dict]:
+    """One round: every side in a fresh interpreter (nothing warmed, allocated or imported by
+    another), all started together, then taking turns of ``--turn`` timed steps, one side at a
+    time, the order rotating from turn to turn. Returns each side's seconds per turn and what
+    its process reported at the end."""
+    runs = {}
+    with tempfile.TemporaryDirectory() as logs:
+        for side in sides:
+            to_side, from_side = os.pipe(), os.pipe()  # (read, write) each
+            fds = f"{to_side[0]},{from_side[1]}"
+            command = [sys.executable, __file__, "--side", side[0], "--precision", side[1]]
+            for name in ("corpus", "steps", "warmup", "device", "cell", "hidden", "layers", "turn"):
+                command += [f"--{name}", str(getattr(args, name))]
+            command += ["--seq-len", str(args.seq_len), "--batch", str(args.batch)]
+            command += ["--turn-fds", fds] + (["--default-malloc"] if args.default_malloc else [])
+            command += ["--", *args.overrides]
+            out = Path(logs, f"{side[0]}-{side[1]}")
+            with open(f"{out}.out", "w") as stdout, open(f"{out}.err", "w") as stderr:
+                process = subprocess.Popen(
+                    command, stdout=stdout, stderr=stderr, pass_fds=(to_side[0], from_side[1])
+                )
+            os.close(to_side[0])
+            os.close(from_side[1])
+            runs[side] = (
+                process,
+                os.fdopen(to_side[1], "w"),
+                os.fdopen(from_side[0], "r"),
+                out,
+            )
+
+        def hear(side: Side) -> str:
+            line = runs[side][2].readline()
+            if not line:  # the side died: its own error says why
+                runs[side][0].wait()
+                _failed(side, runs[side][3])
+            return line.strip()
+
+        def tell(side: Side) -> None:
+            runs[side][1].write("go\n")
+            runs[side][1].flush()
+
+        for side in sides:  # each has started up and run its untimed steps
+            assert hear(side) == "ready"
+        seconds: dict[Side, list[float]] = {side: [] for side in sides}
+        for turn in range(args.steps // args.turn):
+            for side in sides[turn % len(sides) :] + sides[: turn % len(sides)]:
+                tell(side)
+                seconds[side].append(float(hear(side)))
+        for side in sides:  # now they may validate, save and exit, all at once
+            tell(side)
+        results = {}
+        for side in sides:
+            process, to_side, from_side, out = runs[side]
+            if process.wait() != 0:
+                _failed(side, out)
+            to_side.close()
+            from_side.close()
+            reported = json.loads(Path(f"{out}.out").read_text().strip().splitlines()[-1])
+            results[side] = {"turn_seconds": seconds[side], **reported}
+    return results
 
 
 def _median_spread(values: list[float]) -> str:
-    median = statistics.median(values)
-    return (
-        f"{median:10,.0f}  ({min(values):,.0f} to {max(values):,.0f}, "
-        f"spread {(max(values) - min(values)) / median:5.1%})"
-    )
+    """The median, and the middle half of the values (first to third quartile) beside it."""
+    low, median, high = statistics.quantiles(values, n=4, method="inclusive")
+    return f"{median:10,.0f}  (middle half {low:,.0f} to {high:,.0f}, {(high - low) / median:5.1%})"
 
 
 def _cpu() -> str:
@@ -179,13 +277,21 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2, help="(2)")
     parser.add_argument("--seq-len", type=int, default=100, help="(100)")
     parser.add_argument("--batch", type=int, default=32, help="(32)")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of every side (5)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each of fresh processes (3)")
+    parser.add_argument(
+        "--turn", type=int, default=10, help="timed steps a side runs in one turn (10)"
+    )
     parser.add_argument(
         "--default-malloc",
         action="store_true",
         help="both sides with glibc malloc's defaults (seqlab: keep_freed_memory=false)",
     )
+    parser.add_argument(
+        "--json", type=Path, help="also write every turn's seconds, side by side, to this file"
+    )
+    parser.add_argument("overrides", nargs="*", help="more overrides for seqlab's side (after --)")
     parser.add_argument("--side", choices=["plain", "seqlab"], help=argparse.SUPPRESS)
+    parser.add_argument("--turn-fds", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.corpus is None:
         from seqlab.corpora import corpus_path
@@ -193,6 +299,10 @@ def main() -> None:
         args.corpus = Path(corpus_path("tinyshakespeare.txt.gz"))
     if not args.corpus.is_file():
         sys.exit(f"error: --corpus {args.corpus}: no such file")
+    if args.turn < 1 or args.steps < args.turn or args.steps % args.turn:
+        sys.exit(f"error: --turn {args.turn}: must divide --steps ({args.steps}) into whole turns")
+    if args.rounds < 1:
+        sys.exit(f"error: --rounds {args.rounds}: must be 1 or more")
     if args.side:  # one measurement, asked for by the run below
         run = plain_pytorch if args.side == "plain" else seqlab_run
         print(json.dumps(run(args)))
@@ -204,36 +314,71 @@ def main() -> None:
     # bf16: the fp32 sides too, for bf16's speed-up and its accuracy beside fp32
     precisions = ["32-true"] if args.precision == "32-true" else ["32-true", args.precision]
     sides = [(side, p) for p in precisions for side in ("plain", "seqlab")]
-    results: dict[tuple[str, str], list[dict[str, float]]] = {side: [] for side in sides}
-    for round_ in range(args.rounds):
-        for side in sides[round_ % len(sides) :] + sides[: round_ % len(sides)]:
-            results[side].append(measure(*side, args))
+    rounds = [measure_round(sides, args) for _ in range(args.rounds)]
+    tokens = args.batch * args.seq_len  # per step
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "tokens_per_step": tokens,
+                    "steps_per_turn": args.turn,
+                    "rounds": [{" ".join(side): run[side] for side in sides} for run in rounds],
+                },
+                indent=1,
+            )
+        )
 
-    def median(side: str, precision: str, key: str = "tokens_per_s") -> float:
-        return statistics.median(r[key] for r in results[side, precision])
+    def turns(side: Side) -> list[float]:  # tokens/s of each of the side's turns
+        return [tokens * args.turn / t for run in rounds for t in run[side]["turn_seconds"]]
+
+    def median(side: str, precision: str) -> float:
+        return statistics.median(turns((side, precision)))
+
+    def paired(precision: str) -> list[float]:  # seqlab / plain of turns run back to back
+        return [
+            plain / ours
+            for run in rounds
+            for plain, ours in zip(
+                run["plain", precision]["turn_seconds"],
+                run["seqlab", precision]["turn_seconds"],
+                strict=True,
+            )
+        ]
+
+    def overall(side: str, precision: str) -> float:  # all its turns' tokens over their seconds
+        seconds = [t for run in rounds for t in run[side, precision]["turn_seconds"]]
+        return tokens * args.turn * len(seconds) / sum(seconds)
 
     import torch
 
     print(
         f"char-{args.cell.upper()} (embedding {EMBED}, {args.layers} x {args.hidden}), "
-        f"seq {args.seq_len}, batch {args.batch}, {args.steps} timed steps"
+        f"seq {args.seq_len}, batch {args.batch}, {args.steps} timed steps in turns of {args.turn}"
     )
     print(
         f"{args.device}: {_cpu() if args.device == 'cpu' else torch.cuda.get_device_name()}, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
         f"malloc: {'glibc defaults' if args.default_malloc else 'keep_freed_memory'} (both sides)"
     )
-    print(f"tokens/s, median of {args.rounds} rounds (each a fresh process, order rotating)")
-    for side, precision in sides:
-        values = [r["tokens_per_s"] for r in results[side, precision]]
-        print(f"  {side:7} {PRECISIONS[precision]}  {_median_spread(values)}")
-    tokens = args.batch * args.seq_len  # per step
+    count = args.rounds * args.steps // args.turn
+    print(
+        f"tokens/s of a turn, median of {count} turns a side ({args.rounds} rounds of fresh "
+        f"processes; one side at a time, the order rotating)"
+    )
+    for side in sides:
+        print(f"  {side[0]:7} {PRECISIONS[side[1]]}  {_median_spread(turns(side))}")
     for precision in precisions:
         ours, plain = median("seqlab", precision), median("plain", precision)
         extra = 1000 * tokens * (1 / ours - 1 / plain)
+        whole = overall("seqlab", precision) / overall("plain", precision)
+        pairs = statistics.quantiles(paired(precision), n=4, method="inclusive")
         print(
             f"  seqlab / plain, {PRECISIONS[precision]}          {ours / plain:6.3f}"
-            f"   ({extra:+.2f} ms a step)"
+            f"   ({extra:+.2f} ms a step; all turns' tokens over their seconds: {whole:.3f})"
+        )
+        print(
+            f"    turn by turn, each against the other side's turn beside it: median "
+            f"{pairs[1]:.3f} (middle half {pairs[0]:.3f} to {pairs[2]:.3f})"
         )
     if len(precisions) == 2:
         bf16 = args.precision
@@ -241,14 +386,14 @@ def main() -> None:
             ratio = median(side, bf16) / median(side, "32-true")
             print(f"  {side} bf16 / {side} fp32 {'':{8 - len(side)}}    {ratio:6.3f}")
         fp32_bpc, bf16_bpc = (
-            median("seqlab", "32-true", "val_bpc"),
-            median("seqlab", bf16, "val_bpc"),
+            statistics.median(run["seqlab", p]["val_bpc"] for run in rounds)
+            for p in ("32-true", bf16)
         )
         print(
             f"  seqlab val bpc after {args.steps + args.warmup} steps: fp32 {fp32_bpc:.4f}, "
             f"bf16 {bf16_bpc:.4f} ({bf16_bpc / fp32_bpc - 1:+.2%})"
         )
-    first = statistics.median(r["to_first_step"] for r in results["seqlab", precisions[0]])
+    first = statistics.median(run["seqlab", precisions[0]]["to_first_step"] for run in rounds)
     print(
         f"  seqlab start-up: {imports:.1f} s imports, {first:.1f} s from train() to the first step"
     )
