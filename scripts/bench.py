@@ -81,7 +81,9 @@ def plain_pytorch(args: argparse.Namespace) -> dict[str, float]:
         starts, scored_from = next(batches)  # gathered on the device, as seqlab does
         batch = data.gather(WindowStarts(starts.to(device), scored_from.to(device)))
         if step >= args.warmup:  # where seqlab's timer takes the step: its batch is ready
-            if device == "cuda" and (step - args.warmup) % getattr(args, "turn", 1) == 0:
+            # a side run alone (gpu_check) has one turn: its steps are not synchronised one by one
+            turn = args.steps if isinstance(turns, Stopwatch) else args.turn
+            if device == "cuda" and (step - args.warmup) % turn == 0:
                 torch.cuda.synchronize()  # a turn ends when its GPU work has
             turns.at_step(step - args.warmup)
         x, y = batch.inputs.long(), batch.targets.long()
