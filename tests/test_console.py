@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 
-from conftest import BARE, CONF_DIR, run_script
+from conftest import BARE, CONF_DIR, ROOT, run_script
 
 # chosen for the user, not by them: tuned/ by experiment and model together, tool/ by the tools
 INTERNAL = {"hydra", "tuned", "tool"}
@@ -29,6 +30,40 @@ def test_help_lists_the_groups_a_user_picks_with_their_options(tmp_path):
     assert not re.search(r"^(tuned|tool):", done.stdout, re.MULTILINE)
     assert done.stdout.startswith("Train a recurrent model: python scripts/train.py")
     assert "\n  _target_: seqlab.data.TextDataModule\n" in done.stdout  # the composed config
+
+
+LISTING_SPY = """
+import hydra._internal.hydra as core
+
+original = core.Hydra.format_config_groups
+
+
+def spied(self, *args, **kwargs):
+    with open({marker!r}, "a") as out:
+        out.write("listed\\n")
+    return original(self, *args, **kwargs)
+
+
+core.Hydra.format_config_groups = spied
+"""
+
+
+def test_a_run_lists_the_config_groups_only_when_help_asks(tmp_path):
+    # OmegaConf resolves --help's template each time a merge reaches it: listing the groups
+    # there read every option's file a few times per command, half of --cfg job's start
+    marker = tmp_path / "listed.txt"
+    (tmp_path / "sitecustomize.py").write_text(LISTING_SPY.format(marker=str(marker)))
+    pythonpath = f"{tmp_path}{os.pathsep}{ROOT / 'src'}"
+
+    job = run_script(
+        "train.py", "experiment=hihello", "--cfg", "job", cwd=tmp_path, pythonpath=pythonpath
+    )
+    assert job.returncode == 0, job.stderr
+    assert "text: hihello" in job.stdout and not marker.exists()
+
+    shown = run_script("train.py", "--help", cwd=tmp_path, pythonpath=pythonpath)
+    assert shown.returncode == 0, shown.stderr
+    assert "experiment" in _groups(shown.stdout) and marker.exists()
 
 
 def test_a_sweep_ends_with_its_dir_and_the_report_command_that_works(cli, tmp_path):
