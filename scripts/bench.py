@@ -77,12 +77,12 @@ def plain_pytorch(args: argparse.Namespace) -> dict[str, float]:
     autocast = args.precision == "bf16-mixed"
     batches = iter(loader)
     turns = _turns(args)
+    # a side run alone (gpu_check) has one turn: its steps are not synchronised one by one
+    turn = args.steps if isinstance(turns, Stopwatch) else args.turn
     for step in range(args.steps + args.warmup):
         starts, scored_from = next(batches)  # gathered on the device, as seqlab does
         batch = data.gather(WindowStarts(starts.to(device), scored_from.to(device)))
         if step >= args.warmup:  # where seqlab's timer takes the step: its batch is ready
-            # a side run alone (gpu_check) has one turn: its steps are not synchronised one by one
-            turn = args.steps if isinstance(turns, Stopwatch) else args.turn
             if device == "cuda" and (step - args.warmup) % turn == 0:
                 torch.cuda.synchronize()  # a turn ends when its GPU work has
             turns.at_step(step - args.warmup)
@@ -106,9 +106,10 @@ def seqlab_run(args: argparse.Namespace) -> dict[str, float]:
     from seqlab.train import train
 
     StepTimer.warmup, StepTimer.timed_steps = args.warmup, args.steps
-    StepTimer.turns = turns = _turns(args) if getattr(args, "turn_fds", None) else None
+    StepTimer.turns = turns = _turns(args)
+    alone = isinstance(turns, Stopwatch)
     # every turn holds one of the steps that log train/loss_step (50 by default)
-    logging = [f"trainer.log_every_n_steps={args.turn}"] if turns else []
+    logging = [] if alone else [f"trainer.log_every_n_steps={args.turn}"]
     with tempfile.TemporaryDirectory() as run_dir:
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
             cfg = compose(
@@ -139,11 +140,13 @@ def seqlab_run(args: argparse.Namespace) -> dict[str, float]:
                 ],
             )
         started = time.perf_counter()
-        result = train(cfg)
-    marks = StepTimer.marks
+        try:
+            result = train(cfg)
+        finally:  # a later run in this process (gpu_check's child) times its own steps
+            StepTimer.turns = None
     return {
-        **({} if turns else {"tokens_per_s": tokens_per_s(args, marks)}),
-        "to_first_step": marks["first_step"] - started,
+        **({"tokens_per_s": tokens_per_s(args, turns)} if alone else {}),
+        "to_first_step": StepTimer.marks["first_step"] - started,
         "val_bpc": result.final["val/bpc"],
     }
 
@@ -154,7 +157,8 @@ def _failed(side: Side, out: Path) -> NoReturn:
 
 class Stopwatch:
     """The timed steps of a side run alone (scripts/gpu_check.py's bench): one mark at the
-    start of the first, one after the last, as :class:`StepTimer` keeps for seqlab's side."""
+    start of the first, one after the last; the plain loop calls it as seqlab's
+    :class:`StepTimer` does, in place of the turns."""
 
     def __init__(self) -> None:
         self.marks: dict[str, float] = {}
@@ -167,8 +171,8 @@ class Stopwatch:
         self.marks["timed_end"] = time.perf_counter()
 
 
-def tokens_per_s(args: argparse.Namespace, timed: Stopwatch | dict[str, float]) -> float:
-    marks = timed.marks if isinstance(timed, Stopwatch) else timed
+def tokens_per_s(args: argparse.Namespace, timed: Stopwatch) -> float:
+    marks = timed.marks
     return args.steps * args.batch * args.seq_len / (marks["timed_end"] - marks["timed_start"])
 
 

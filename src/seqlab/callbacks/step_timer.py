@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import pytorch_lightning as pl
+
+
+class TimedSteps(Protocol):
+    """What :class:`StepTimer` calls through the timed steps: :class:`Turns`, or a benchmark's
+    stopwatch for a side run alone."""
+
+    def at_step(self, step: int) -> None: ...
+
+    def finish(self) -> None: ...
 
 
 class Turns:
@@ -51,13 +60,13 @@ class Turns:
 
 class StepTimer(pl.Callback):
     """Marks the first step, the first timed step (after ``warmup`` steps) and the end of the
-    latest step; with ``turns`` set, runs the timed steps in the benchmark's turns. Built by
-    Hydra inside ``train()`` (``+callbacks.timer._target_=...``), so the marks and the turns are
-    kept on the class, for the caller to read and set."""
+    latest step; with ``turns`` set, runs the timed steps in the benchmark's turns (or through
+    its stopwatch). Built by Hydra inside ``train()`` (``+callbacks.timer._target_=...``), so
+    the marks and the turns are kept on the class, for the caller to read and set."""
 
     marks: ClassVar[dict[str, float]] = {}
     warmup: ClassVar[int] = 0
-    turns: ClassVar[Turns | None] = None
+    turns: ClassVar[TimedSteps | None] = None
     timed_steps: ClassVar[int] = 0  # with turns: the last timed step ends the last turn
 
     def on_train_batch_start(self, trainer: pl.Trainer, *args: Any) -> None:
