@@ -309,6 +309,11 @@ def main() -> None:
         sys.exit(f"error: --turn {args.turn}: must divide --steps ({args.steps}) into whole turns")
     if args.rounds < 1:
         sys.exit(f"error: --rounds {args.rounds}: must be 1 or more")
+    if args.device == "cpu" and args.cell == "lstm":
+        from seqlab.precision import cpu_lstm_kernel_missing
+
+        if missing := cpu_lstm_kernel_missing(args.precision):
+            sys.exit(f"error: --precision {args.precision} with --cell lstm: {missing}")
     if args.side:  # one measurement, asked for by the run below
         run = plain_pytorch if args.side == "plain" else seqlab_run
         print(json.dumps(run(args)))

@@ -9,12 +9,21 @@ import pytorch_lightning as pl
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import seqlab.precision
+from seqlab.errors import SettingError
 from seqlab.models import NetConfig, RecurrentNet
+from seqlab.precision import cpu_lstm_kernel_missing
 from seqlab.train import train
 
 # the ops that run on the CPU's matrix units: oneDNN's fused LSTM layer, and the GEMMs that
 # nn.RNN's and nn.GRU's CPU kernels are made of
 MATRIX_OPS = ("mm", "addmm", "bmm", "linear", "mkldnn_rnn_layer")
+
+# an LSTM under bf16 autocast runs only on a CPU oneDNN has bf16 kernels for (AVX-512); on
+# another, the tests below check that seqlab refuses it before training
+MISSING = cpu_lstm_kernel_missing("bf16-mixed")
+LSTM = pytest.param("lstm", marks=pytest.mark.skipif(MISSING is not None, reason=str(MISSING)))
+CELLS = ["rnn", LSTM, "gru"]
 
 
 class MatrixDtypes(TorchDispatchMode):
@@ -30,7 +39,7 @@ class MatrixDtypes(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("encoding", ["onehot", "embedding"])
 def test_autocast_runs_every_cells_matrix_products_in_bf16(cell, encoding):
     net = RecurrentNet(NetConfig(12, 12, cell=cell, encoding=encoding, num_layers=2))
@@ -70,7 +79,7 @@ class StepDtypes(pl.Callback):
         self.weights.update(p.dtype for p in pl_module.parameters())
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("encoding", ["onehot", "embedding"])
 def test_bf16_mixed_learns_the_charseq_lesson_with_float32_losses(make_cfg, cell, encoding):
     cfg = make_cfg(
@@ -129,7 +138,7 @@ class RecurrentWeightCasts(pl.Callback):
         self.per_step.append(self.mode.count)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_bf16_mixed_casts_the_recurrent_weights_once_a_step_not_once_a_time_step(make_cfg, cell):
     # nn.RNN's and nn.GRU's CPU kernels read weight_hh at every time step: without autocast's
     # weight cache (Lightning turns it off) each read was a new cast, T per step
@@ -146,3 +155,49 @@ def test_bf16_mixed_casts_the_recurrent_weights_once_a_step_not_once_a_time_step
 
     assert min(probe.steps) > 10  # enough time steps for T casts to show
     assert probe.per_step == [1] * len(probe.per_step)
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_the_kernel_check_agrees_with_torchs_own_lstm_on_this_cpu(precision):
+    dtype = seqlab.precision.AUTOCAST_DTYPES[precision]
+    lstm = torch.nn.LSTM(8, 16, batch_first=True)
+    try:
+        with torch.autocast("cpu", dtype=dtype):
+            lstm(torch.randn(2, 5, 8))
+        ran = True
+    except RuntimeError as err:
+        assert "LSTM forward propagation primitive" in str(err)
+        ran = False
+
+    assert ran == (cpu_lstm_kernel_missing(precision) is None)
+
+
+def test_bf16_mixed_lstm_on_a_cpu_without_its_kernel_is_one_line_before_anything_is_written(
+    make_cfg, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(seqlab.precision, "_cpu_supports", lambda dtype: False)
+    cfg = make_cfg("experiment=charseq", "model=lstm", "trainer.precision=bf16-mixed")
+
+    with pytest.raises(SettingError) as error:
+        train(cfg)
+
+    assert str(error.value) == (
+        "trainer.precision='bf16-mixed' is invalid: this CPU has no bf16 kernel for oneDNN's "
+        "LSTM layer (it needs AVX-512); expected 32-true or bf16-true for an LSTM on this CPU, "
+        "or a GPU"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_gru_in_bf16_mixed_and_an_lstm_in_bf16_true_still_train_on_such_a_cpu(
+    make_cfg, monkeypatch
+):
+    # GRU's CPU kernel is GEMMs, and bf16-true runs another LSTM kernel: both run on any CPU
+    monkeypatch.setattr(seqlab.precision, "_cpu_supports", lambda dtype: False)
+    for cell, precision in [("gru", "bf16-mixed"), ("lstm", "bf16-true")]:
+        cfg = make_cfg(
+            "experiment=charseq", f"model={cell}", f"trainer.precision={precision}", bare=True
+        )
+        result = train(cfg)
+
+        assert [p.predicted == p.target for p in result.predictions] == [True], (cell, precision)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.accelerators import CPUAccelerator
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary
 from pytorch_lightning.callbacks.progress import ProgressBar
 from pytorch_lightning.plugins.environments import SLURMEnvironment
@@ -39,6 +40,7 @@ from seqlab.launch import (
 from seqlab.metrics import METRICS, METRICS_FILE, task_metrics
 from seqlab.module import SeqModule
 from seqlab.optimization import Schedule, probe
+from seqlab.precision import check_autocast_kernels
 from seqlab.preemption import requeue, requeued_run
 from seqlab.runlock import RunLock, check_free
 from seqlab.settings import check_train_config
@@ -153,6 +155,8 @@ def train(cfg: DictConfig) -> RunResult:
         if isinstance(err.__cause__, ValueError | ImportError | MisconfigurationException):
             raise RefusedSettings("trainer", str(err.__cause__)) from None
         raise
+    on_cpu = isinstance(trainer.accelerator, CPUAccelerator)
+    check_autocast_kernels(cfg.trainer.get("precision"), trainer.precision, on_cpu, model)
 
     if trainer.is_global_zero:  # taken once every setting is checked: a bad one leaves nothing
         RunLock.acquire(*claim)

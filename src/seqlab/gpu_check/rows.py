@@ -10,7 +10,7 @@ from typing import Any
 
 from seqlab.gpu_check.plan import Step
 
-OK, FAILED = "ok", "FAILED"
+OK, FAILED, SKIPPED = "ok", "FAILED", "skipped"
 NOT_CHECKED = "not checked (dry run)"
 NOT_RUN, NOT_MEASURED = "did not run", "not measured"
 # the lessons' promises, as tests/test_lessons.py asserts them
@@ -178,6 +178,9 @@ def bench_rows(step: Step, result: dict[str, Any]) -> list[Row]:
         for precision in step.spec["precisions"]:
             row = Row(f"bench {cell} {precision}")
             rows.append(row)
+            if why := result.get("skipped", {}).get(f"{cell} {precision}"):
+                row.status, row.outcome = SKIPPED, f"not run: {why}"
+                continue
             ours = [m for m in done if (m["cell"], m["precision"]) == (cell, precision)]
             speed = {
                 side: [m["tokens_per_s"] for m in ours if m["side"] == side]

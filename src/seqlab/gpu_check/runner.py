@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from seqlab.gpu_check.plan import Step
-from seqlab.gpu_check.rows import FAILED, NOT_MEASURED, NOT_RUN, Row, bench_rows, train_rows
+from seqlab.gpu_check.rows import (
+    FAILED,
+    NOT_MEASURED,
+    NOT_RUN,
+    SKIPPED,
+    Row,
+    bench_rows,
+    train_rows,
+)
 
 
 def _last_line(log: Path) -> str:
@@ -52,12 +60,14 @@ def run_step(step: Step, work: Path, timeout: float) -> list[Row]:
     if failure:
         # the rows the failure cut short take its reason; if it cut none, every row does
         unfinished = [row for row in rows if _unfinished(row, step)]
-        for row in unfinished or [row for row in rows if row.status != FAILED]:
+        for row in unfinished or [row for row in rows if row.status not in (FAILED, SKIPPED)]:
             row.status, row.reason = FAILED, failure
     return rows
 
 
 def _unfinished(row: Row, step: Step) -> bool:
+    if row.status == SKIPPED:
+        return False
     if row.status == FAILED and row.reason in (NOT_RUN, NOT_MEASURED):
         return True
     return step.spec["kind"] == "bench" and row.figures.get("rounds", 0) < step.spec["rounds"]
