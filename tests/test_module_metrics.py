@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
+from torchmetrics.classification import MulticlassAccuracy
 
-from seqlab.module import WeightedMean
+from seqlab.data.base import IGNORE_INDEX
+from seqlab.module import Accuracy, WeightedMean
 
 
 def test_the_mean_loss_weighs_each_batch_by_its_scored_targets():
@@ -23,3 +25,22 @@ def test_a_nan_loss_stays_nan():
     mean.update(torch.tensor(1.0), torch.tensor(2))
 
     assert math.isnan(mean.compute().item())
+
+
+def test_the_accuracy_counts_as_torchmetrics_does_with_unscored_targets():
+    torch.manual_seed(0)
+    ours = Accuracy(7, average="micro", ignore_index=IGNORE_INDEX, validate_args=False)
+    theirs = MulticlassAccuracy(7, average="micro", ignore_index=IGNORE_INDEX)
+    for _ in range(3):
+        scores, targets = torch.randn(50, 7), torch.randint(7, (50,))
+        targets[torch.rand(50) < 0.3] = IGNORE_INDEX  # unscored: padding, a window's context
+        ours.update(scores, targets)
+        theirs.update(scores, targets)
+    ids, targets = torch.tensor([1, 2, 3]), torch.tensor([1, IGNORE_INDEX, 0])  # ids, as adaptive
+    ours.update(ids, targets)
+    theirs.update(ids, targets)
+
+    for state in ("tp", "fp", "tn", "fn"):  # a checkpoint's running accuracy reads the same
+        assert getattr(ours, state).item() == getattr(theirs, state).item(), state
+    assert ours.compute().item() == theirs.compute().item()
+    assert 0.05 < ours.compute().item() < 0.35  # random scores: about 1 in 7

@@ -55,6 +55,23 @@ def test_autocast_runs_every_cells_matrix_products_in_bf16(cell, encoding):
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in net.parameters())
 
 
+def test_under_autocast_the_loss_and_accuracy_read_the_bf16_scores_cast_exactly_to_float32():
+    torch.manual_seed(0)
+    net = RecurrentNet(NetConfig(12, 12, cell="gru", encoding="embedding", num_layers=2))
+    tokens, targets = torch.randint(12, (4, 9)), torch.randint(12, (4, 9))
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = net.run(tokens).outputs
+        loss, rows, _ = net.loss(outputs, targets)
+        bf16_loss = torch.nn.functional.cross_entropy(outputs.reshape(-1, 12), targets.reshape(-1))
+
+    assert outputs.dtype == torch.bfloat16
+    assert rows.dtype == loss.dtype == torch.float32
+    assert torch.equal(rows, outputs.reshape(-1, 12).float())  # the same scores, not recomputed
+    assert loss.item() == bf16_loss.item()  # what autocast's own float32 cross-entropy gives
+    assert torch.equal(rows.argmax(-1), outputs.reshape(-1, 12).argmax(-1))
+
+
 class StepDtypes(pl.Callback):
     """The dtypes of the training steps' scores and losses and of the weights the optimizer
     updates. Built by Hydra inside ``train()``: the latest one is ``StepDtypes.latest``."""

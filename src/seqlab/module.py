@@ -76,6 +76,30 @@ class WeightedMean(MeanMetric):
         self.weight += weight.sum()
 
 
+class Accuracy(MulticlassAccuracy):
+    """torchmetrics' micro-averaged ``MulticlassAccuracy`` (top-1, targets at ``ignore_index``
+    not scored), its states updated with four tensor ops a step.
+
+    torchmetrics' own update picks the scored rows out by boolean indexing and counts each of
+    its four states over them; an ignored target (negative) never equals a predicted class, so
+    the correct predictions are counted over all rows and the others follow from the scored
+    count. The states (tp, fp, tn, fn) are torchmetrics', each what its update would add: a
+    checkpoint's running accuracy reads the same either way.
+    """
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        # preds: (N, C) scores or (N,) predicted ids; target: (N,) ids, ignore_index unscored
+        if preds.ndim == target.ndim + 1:
+            preds = preds.argmax(dim=-1)
+        correct = (preds == target).sum()
+        scored = (target != self.ignore_index).sum()
+        wrong = scored - correct
+        self.tp += correct
+        self.fp += wrong
+        self.fn += wrong
+        self.tn += scored * self.num_classes - 2 * wrong - correct
+
+
 def _states(metric: torch.nn.Module) -> dict[str, torch.Tensor]:
     metric.persistent(True)
     try:
@@ -151,12 +175,12 @@ class SeqModule(pl.LightningModule):
         )
         self._training_weights: list[torch.Tensor] | None = None  # while NT-ASGD's means are in
 
-    def _loss_and_accuracy(self) -> tuple[WeightedMean, MulticlassAccuracy]:
+    def _loss_and_accuracy(self) -> tuple[WeightedMean, Accuracy]:
         # epoch means weighted by scored predictions, with no host sync until the epoch ends;
         # nan_strategy="disable": a diverged loss stays NaN (and is caught), no per-step check
         # validate_args=False: torchmetrics would check every step's targets with
         # torch.unique, a host sync per step on a GPU; seqlab's data made them, in range
-        return WeightedMean(nan_strategy="disable"), MulticlassAccuracy(
+        return WeightedMean(nan_strategy="disable"), Accuracy(
             len(self.class_names), average="micro", ignore_index=IGNORE_INDEX, validate_args=False
         )
 
@@ -369,7 +393,7 @@ class SeqModule(pl.LightningModule):
         self._log_evaluation(names, self.test_loss, self.test_acc)
         self._training_weights_back()
 
-    def _evaluate(self, batch: Batch, mean_loss: MeanMetric, accuracy: MulticlassAccuracy) -> None:
+    def _evaluate(self, batch: Batch, mean_loss: MeanMetric, accuracy: Accuracy) -> None:
         state = self.eval_state if batch.carry_state else None
         loss, scores, targets, run = self._scores(batch, state)
         if batch.carry_state:
@@ -378,7 +402,7 @@ class SeqModule(pl.LightningModule):
         accuracy.update(scores, targets)
 
     def _log_evaluation(
-        self, names: tuple[str, str, str, str], mean_loss: MeanMetric, accuracy: MulticlassAccuracy
+        self, names: tuple[str, str, str, str], mean_loss: MeanMetric, accuracy: Accuracy
     ) -> torch.Tensor:
         loss_name, acc_name, bpc_name, ppl_name = names
         loss = mean_loss.compute()

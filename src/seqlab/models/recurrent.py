@@ -313,6 +313,11 @@ class RecurrentNet(nn.Module):
         targets = targets.reshape(-1).long()  # (N,)
         rows = outputs.reshape(-1, outputs.size(-1))  # (N, C), or (N, D * H) features
         if not isinstance(self.head, AdaptiveHead):
+            if rows.dtype != torch.float32 and torch.is_autocast_enabled(rows.device.type):
+                # autocast runs cross-entropy in float32 on a copy of the bf16/fp16 scores:
+                # that copy, made here, is what accuracy's argmax reads too (the same maximum,
+                # as the cast is exact; on the CPU 3x faster than an argmax over bf16)
+                rows = rows.float()
             return F.cross_entropy(rows, targets, ignore_index=ignore_index), rows, targets
         # the adaptive softmax has no ignore_index: the unscored rows are left out first
         scored = targets != ignore_index
