@@ -29,7 +29,7 @@ def test_a_nan_loss_stays_nan():
 
 def test_the_accuracy_counts_as_torchmetrics_does_with_unscored_targets():
     torch.manual_seed(0)
-    ours = Accuracy(7, average="micro", ignore_index=IGNORE_INDEX, validate_args=False)
+    ours = Accuracy(7)
     theirs = MulticlassAccuracy(7, average="micro", ignore_index=IGNORE_INDEX)
     for _ in range(3):
         scores, targets = torch.randn(50, 7), torch.randint(7, (50,))

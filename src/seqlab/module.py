@@ -84,8 +84,16 @@ class Accuracy(MulticlassAccuracy):
     its four states over them; an ignored target (negative) never equals a predicted class, so
     the correct predictions are counted over all rows and the others follow from the scored
     count. The states (tp, fp, tn, fn) are torchmetrics', each what its update would add: a
-    checkpoint's running accuracy reads the same either way.
+    checkpoint's running accuracy reads the same either way. Built with only what that holds
+    for: micro average, top-1, and the negative ``IGNORE_INDEX``.
     """
+
+    def __init__(self, num_classes: int) -> None:
+        # validate_args=False: torchmetrics would check every step's targets with torch.unique,
+        # a host sync per step on a GPU; seqlab's data made them, in range
+        super().__init__(
+            num_classes, average="micro", ignore_index=IGNORE_INDEX, validate_args=False
+        )
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         # preds: (N, C) scores or (N,) predicted ids; target: (N,) ids, ignore_index unscored
@@ -178,11 +186,7 @@ class SeqModule(pl.LightningModule):
     def _loss_and_accuracy(self) -> tuple[WeightedMean, Accuracy]:
         # epoch means weighted by scored predictions, with no host sync until the epoch ends;
         # nan_strategy="disable": a diverged loss stays NaN (and is caught), no per-step check
-        # validate_args=False: torchmetrics would check every step's targets with
-        # torch.unique, a host sync per step on a GPU; seqlab's data made them, in range
-        return WeightedMean(nan_strategy="disable"), Accuracy(
-            len(self.class_names), average="micro", ignore_index=IGNORE_INDEX, validate_args=False
-        )
+        return WeightedMean(nan_strategy="disable"), Accuracy(len(self.class_names))
 
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.net.scores(self.net(batch.inputs, batch.lengths)[0])  # (B, T, C) or (B, C)
