@@ -206,6 +206,23 @@ def test_bf16_mixed_lstm_on_a_cpu_without_its_kernel_is_one_line_before_anything
     assert not (tmp_path / "run").exists()
 
 
+def test_16_mixed_lstm_on_such_a_cpu_is_refused_saying_it_runs_as_bf16_mixed(
+    make_cfg, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(seqlab.precision, "_cpu_supports", lambda dtype: False)
+    cfg = make_cfg("experiment=charseq", "model=lstm", "trainer.precision=16-mixed")
+
+    with pytest.raises(SettingError) as error:
+        train(cfg)
+
+    assert str(error.value) == (
+        "trainer.precision='16-mixed' is invalid: on the CPU Lightning runs it as bf16-mixed, "
+        "and this CPU has no bf16 kernel for oneDNN's LSTM layer (it needs AVX-512); expected "
+        "32-true or bf16-true for an LSTM on this CPU, or a GPU"
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_gru_in_bf16_mixed_and_an_lstm_in_bf16_true_still_train_on_such_a_cpu(
     make_cfg, monkeypatch
 ):

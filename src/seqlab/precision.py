@@ -80,4 +80,6 @@ def check_autocast_kernels(
     if not on_cpu or not any(isinstance(m, torch.nn.LSTM) for m in model.modules()):
         return
     if reason := cpu_lstm_kernel_missing(precision):
+        if str(setting) != str(precision):  # 16-mixed: the bf16 kernel is the one it needs
+            reason = f"on the CPU Lightning runs it as {precision}, and {reason}"
         raise SettingError("trainer.precision", setting, reason)
