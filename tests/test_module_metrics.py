@@ -44,3 +44,28 @@ def test_the_accuracy_counts_as_torchmetrics_does_with_unscored_targets():
         assert getattr(ours, state).item() == getattr(theirs, state).item(), state
     assert ours.compute().item() == theirs.compute().item()
     assert 0.05 < ours.compute().item() < 0.35  # random scores: about 1 in 7
+
+
+def test_a_mean_over_more_than_2_24_tokens_counts_every_token():
+    # float32 sums stop taking single tokens past 2**24: the 1,000 batches below would vanish
+    mean = WeightedMean(nan_strategy="disable")
+    mean.update(torch.tensor(1.0), torch.tensor(2**24))
+    for _ in range(1000):
+        mean.update(torch.tensor(3.0), torch.tensor(1))
+
+    assert mean.compute().item() == (2**24 + 3000) / (2**24 + 1000)
+
+
+def test_loss_sums_stay_float64_when_the_module_is_cast_to_bf16_or_half():
+    # Lightning's bf16-true and 16-true cast the whole module with .to(dtype): bf16 sums would
+    # count 256 tokens exactly and then drop whole batches
+    mean = WeightedMean(nan_strategy="disable")
+    mean.to(torch.bfloat16)
+    mean.half()
+    for _ in range(1000):
+        mean.update(torch.tensor(2.5, dtype=torch.bfloat16), torch.tensor(700))
+    mean.reset()  # the defaults a new epoch starts from were kept in float64 too
+    mean.update(torch.tensor(1.0), torch.tensor(2**24))
+    mean.update(torch.tensor(3.0), torch.tensor(1))
+
+    assert mean.compute().item() == (2**24 + 3) / (2**24 + 1)

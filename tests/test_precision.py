@@ -235,3 +235,33 @@ def test_a_gru_in_bf16_mixed_and_an_lstm_in_bf16_true_still_train_on_such_a_cpu(
         result = train(cfg)
 
         assert [p.predicted == p.target for p in result.predictions] == [True], (cell, precision)
+
+
+def test_a_bf16_true_runs_val_loss_is_the_mean_of_its_batches_losses_not_a_bf16_sum(
+    make_cfg, monkeypatch
+):
+    # bf16-true casts the whole module to bf16, the loss means' sums included unless they keep
+    # their dtype: val/loss was then a bf16 number (2.15625 here, where the mean is 2.1540)
+    losses: list[tuple[float, int]] = []  # every validation batch's mean loss and its targets
+    loss = RecurrentNet.loss
+
+    def recorded(net, outputs, targets, ignore_index=-100):
+        mean, scores, scored = loss(net, outputs, targets, ignore_index)
+        if not net.training:
+            losses.append((mean.double().item(), int((scored != ignore_index).sum())))
+        return mean, scores, scored
+
+    monkeypatch.setattr(RecurrentNet, "loss", recorded)
+    cfg = make_cfg(
+        "experiment=longtext",
+        "trainer.max_epochs=2",
+        "trainer.precision=bf16-true",
+        "+trainer.num_sanity_val_steps=0",
+        bare=True,
+    )
+    result = train(cfg)
+
+    last = losses[len(losses) // 2 :]  # the second epoch's validation
+    expected = sum(mean * n for mean, n in last) / sum(n for _, n in last)
+    assert len(losses) % 2 == 0
+    assert result.final["val/loss"] == pytest.approx(expected, rel=1e-9)

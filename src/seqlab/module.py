@@ -62,13 +62,37 @@ def detached(state: State | None) -> State | None:
 
 
 class WeightedMean(MeanMetric):
-    """torchmetrics' MeanMetric, whose weights count with ``nan_strategy="disable"``.
+    """torchmetrics' MeanMetric, whose weights count with ``nan_strategy="disable"``, summed in
+    float64.
 
     torchmetrics (1.9 and before) replaces the weights with ones in that mode
     (Lightning-AI/torchmetrics#3434), so a mean over batches of unequal size, or of windows
     that score unequal numbers of targets, would weigh each batch alike. NaN is kept as it is:
     a diverged loss stays NaN, with no host sync per step to look for it.
+
+    The sums are float64: in float32 a count of scored tokens past 2**24 no longer takes every
+    step's count exactly, and the rounding is one-sided (an epoch of 200,000 steps of 700
+    tokens and loss 5.0 read 4.9868, a perplexity 1.3 % too low). On MPS, which has no
+    float64, they are float32.
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.set_dtype(torch.float64)
+
+    def _apply(self, fn: Any, exclude_state: Sequence[str] = "") -> torch.nn.Module:
+        # a move keeps the sums' dtype, whatever the module is cast to: torchmetrics guards its
+        # states against .half() and .type(), not against .to(dtype), which Lightning's
+        # bf16-true and 16-true call, and bf16 counts only 256 tokens exactly
+        if self._dtype_convert:  # set_dtype's own cast
+            return super()._apply(fn, exclude_state)
+        dtype = torch.float32 if fn(torch.zeros(())).device.type == "mps" else torch.float64
+
+        def keep(tensor: torch.Tensor) -> torch.Tensor:
+            moved = fn(tensor)
+            return moved.to(dtype) if moved.is_floating_point() else moved
+
+        return super()._apply(keep, exclude_state)
 
     def update(self, value: torch.Tensor, weight: torch.Tensor) -> None:  # type: ignore[override]
         weight = torch.as_tensor(weight, dtype=self.dtype, device=self.device)
