@@ -90,7 +90,9 @@ class WeightedMean(MeanMetric):
 
         def keep(tensor: torch.Tensor) -> torch.Tensor:
             moved = fn(tensor)
-            return moved.to(dtype) if moved.is_floating_point() else moved
+            if moved.is_floating_point() and moved.dtype != dtype:
+                return tensor.to(moved.device, dtype)  # from the sums themselves, not the cast
+            return moved
 
         return super()._apply(keep, exclude_state)
 
